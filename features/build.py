@@ -1,0 +1,253 @@
+"""Box scores (and optionally lines and an upcoming slate) → the 33 features of every player-game.
+
+Everything is vectorised over arrays sorted by (entity, date): a window over "the previous N games"
+is a difference of prefix sums, so the whole ten-season history builds in about a second. Each row
+sees only rows before it in its own entity's order, which is what keeps the store point-in-time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from contracts import FEATURE_VERSION, TARGET
+from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+
+_STATS = ("minutes", "points", "fga", "fg3a", "fta", "oreb", "tov", "plus_minus")
+LEAGUE_DAYS = 30  # league-wide reference rates (pace, shot mix) use the previous 30 days
+
+
+# --- window arithmetic --------------------------------------------------------------------------
+def _group_starts(keys: pd.DataFrame) -> np.ndarray:
+    """For each row of a frame sorted by ``keys``, the position of its group's first row."""
+    new_group = np.ones(len(keys), dtype=bool)
+    if len(keys) > 1:
+        new_group[1:] = (keys.iloc[1:].to_numpy() != keys.iloc[:-1].to_numpy()).any(axis=1)
+    return np.maximum.accumulate(np.where(new_group, np.arange(len(keys)), 0))
+
+
+def _prior(values: np.ndarray, starts: np.ndarray, window: int | None,
+           first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count of the non-null values in each row's previous ``window`` rows of its group
+    (all previous rows when ``window`` is None, or from row ``first`` on when given); the row
+    itself is never included.
+
+    The prefix sums restart at every group, so a row's value depends on its own group's earlier
+    rows only, to the last bit: rebuilding without the future gives exactly the same number.
+    """
+    values = np.asarray(values, dtype=float)
+    present = ~np.isnan(values)
+    parts = pd.DataFrame({"total": np.where(present, values, 0.0), "count": present.astype(float)})
+    running = parts.groupby(starts, sort=False).cumsum()
+    before = running.groupby(starts, sort=False).shift(1, fill_value=0.0).to_numpy()  # earlier rows only
+    i = np.arange(len(values))
+    lo = first if first is not None else starts if window is None else np.maximum(starts, i - window)
+    window_sums = before[i] - before[lo]
+    return window_sums[:, 0], window_sums[:, 1]
+
+
+def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.where(count > 0, count, 1), np.nan)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _prior_mean(frame: pd.DataFrame, column: str, starts: np.ndarray, window: int | None) -> np.ndarray:
+    return _mean(*_prior(frame[column].to_numpy(float), starts, window))
+
+
+def _prior_ratio(frame: pd.DataFrame, num: str, den: str, starts: np.ndarray, window: int) -> np.ndarray:
+    """sum(num) / sum(den) over the window, counting only games where both are known."""
+    both = frame[num].notna() & frame[den].notna()
+    n, _ = _prior(frame[num].where(both).to_numpy(float), starts, window)
+    d, _ = _prior(frame[den].where(both).to_numpy(float), starts, window)
+    return _ratio(n, d)
+
+
+def _prior_ewm(values: np.ndarray, starts: np.ndarray, span: int) -> np.ndarray:
+    """Exponentially weighted mean of each row's previous values in its group (pandas'
+    ``ewm(span, adjust=True, ignore_na=True)`` of the shifted series), as a ratio of prefix sums:
+    weighting the m-th value of a group by decay**-m makes every window a difference of two sums."""
+    decay = 1 - 2 / (span + 1)
+    present = ~np.isnan(values)
+    seen = np.concatenate([[0], np.cumsum(present)])
+    m = (seen[:-1] - seen[starts]).astype(float)  # index of each value among its group's values
+    weight = np.where(present, decay ** -m, 0.0)
+    total, _ = _prior(np.where(present, values * weight, np.nan), starts, None)
+    norm, _ = _prior(np.where(present, weight, np.nan), starts, None)
+    return _ratio(total, norm)
+
+
+# --- team and league context --------------------------------------------------------------------
+def team_games(games: pd.DataFrame) -> pd.DataFrame:
+    """One row per team-game with the team's and its opponent's totals; unplayed games are null."""
+    played = games.groupby(["game_id", "team"], sort=False)
+    team = played[["game_date", "season", "opponent"]].first()
+    team = team.join(played[["points", "fga", "fg3a", "fta", "oreb", "tov"]].sum(min_count=1))
+    team = team.reset_index()
+    team["poss"] = team["fga"] + 0.44 * team["fta"] - team["oreb"] + team["tov"]
+    opp = team[["game_id", "team", "points", "poss", "fga", "fg3a", "fta"]].rename(
+        columns=lambda c: c if c == "game_id" else f"opp_{c}")
+    team = team.merge(opp, left_on=["game_id", "opponent"], right_on=["game_id", "opp_team"], how="left")
+    team["pace"] = (team["poss"] + team["opp_poss"]) / 2
+    team = team.sort_values(["team", "game_date", "game_id"], ignore_index=True)
+    starts = _group_starts(team[["team"]])
+    team["team_pace_last_10"] = _prior_mean(team, "pace", starts, 10)
+    team["team_offensive_rating_last_10"] = 100 * _prior_ratio(team, "points", "poss", starts, 10)
+    team["defensive_rating_last_10"] = 100 * _prior_ratio(team, "opp_points", "opp_poss", starts, 10)
+    team["allowed_fg3a_share_last_10"] = _prior_ratio(team, "opp_fg3a", "opp_fga", starts, 10)
+    team["allowed_ft_rate_last_10"] = _prior_ratio(team, "opp_fta", "opp_fga", starts, 10)
+    return team
+
+
+def league_reference(team: pd.DataFrame) -> pd.DataFrame:
+    """Per game date: league pace, 3PA share and FT rate over the previous ``LEAGUE_DAYS`` days."""
+    daily = team.groupby("game_date")[["pace", "fg3a", "fta", "fga"]].sum(min_count=1)
+    daily["n"] = team.groupby("game_date")["pace"].count()
+    days = pd.date_range(pd.Timestamp(min(daily.index)), pd.Timestamp(max(daily.index)), freq="D")
+    daily = daily.set_axis(pd.to_datetime(daily.index)).reindex(days).fillna(0.0)
+    window = daily.rolling(LEAGUE_DAYS, min_periods=1).sum().shift(1)
+    ref = pd.DataFrame({
+        "league_pace": _ratio(window["pace"].to_numpy(), window["n"].to_numpy()),
+        "league_fg3a_share": _ratio(window["fg3a"].to_numpy(), window["fga"].to_numpy()),
+        "league_ft_rate": _ratio(window["fta"].to_numpy(), window["fga"].to_numpy()),
+    }, index=days.date)
+    return ref.rename_axis("game_date").reset_index()
+
+
+def lineup_absences(games: pd.DataFrame) -> pd.DataFrame:
+    """Per team-game: usage share and minutes of the regular teammates who are not playing.
+
+    A regular played in at least 5 of the team's previous 10 games this season; "playing" means
+    listed for the team in this game (a box-score row, or the slate's players for an upcoming game).
+    """
+    order = games[["team", "season", "game_date", "game_id"]].drop_duplicates(["team", "game_id"])
+    order = order.sort_values(["team", "game_date", "game_id"], ignore_index=True)
+    order["k"] = order.groupby(["team", "season"], sort=False).cumcount()
+    order["slot"] = np.arange(len(order))  # the team-game's position: slot + d is d games later
+    rows = games[["player_id", "team", "game_id", "usage_share", "minutes"]].merge(
+        order[["team", "game_id", "season", "k", "slot"]], on=["team", "game_id"])
+    # every appearance counts towards the team's next 10 games of the same season
+    offsets = np.tile(np.arange(1, 11), len(rows))
+    reps = np.repeat(np.arange(len(rows)), 10)
+    slot = rows["slot"].to_numpy()[reps] + offsets
+    slot_season = np.append(order["season"].to_numpy(), None)
+    k_after = np.append(order["k"].to_numpy(), -1)
+    slot = np.minimum(slot, len(order))
+    same_season = (slot_season[slot] == rows["season"].to_numpy()[reps]) & (
+        k_after[slot] == rows["k"].to_numpy()[reps] + offsets)
+    player = rows["player_id"].to_numpy(np.int64)
+    key = slot[same_season].astype(np.int64) * 10_000_000 + player[reps][same_season]
+    window = pd.DataFrame({"key": key, "usage": rows["usage_share"].to_numpy()[reps][same_season],
+                           "minutes": rows["minutes"].to_numpy()[reps][same_season]})
+    stats = window.groupby("key").agg(n=("usage", "size"), usage=("usage", "mean"),
+                                      minutes=("minutes", "mean"))
+    regulars = stats[stats["n"] >= 5]
+    present = rows["slot"].to_numpy(np.int64) * 10_000_000 + player
+    absent = regulars[~regulars.index.isin(present)]
+    out = absent.groupby(absent.index // 10_000_000)[["usage", "minutes"]].sum()
+    out = out.reindex(order["slot"], fill_value=0.0).set_axis(order.index)
+    return pd.DataFrame({"team": order["team"], "game_id": order["game_id"],
+                         "usage_spike_score": out["usage"], "teammates_out_minutes": out["minutes"]})
+
+
+# --- the builder --------------------------------------------------------------------------------
+def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
+                   slate: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
+
+    ``slate`` holds games not yet played (the ``box_scores`` key columns, no stats); their rows get
+    the same features and a null target.
+    """
+    games = box_scores.copy()
+    if slate is not None and len(slate):
+        games = pd.concat([games, slate.assign(**dict.fromkeys(_STATS, np.nan))], ignore_index=True)
+    for col in _STATS:
+        games[col] = games[col].astype(float)
+    games["game_date"] = pd.to_datetime(games["game_date"]).dt.date
+    games["plays"] = games["fga"] + 0.44 * games["fta"] + games["tov"]
+    games["usage_share"] = games["plays"] / games.groupby(["game_id", "team"])["plays"].transform("sum")
+
+    team = team_games(games)
+    league = league_reference(team)
+    games = games.merge(team[["game_id", "team", "team_pace_last_10", "team_offensive_rating_last_10"]],
+                        on=["game_id", "team"], how="left")
+    opp = team[["game_id", "team", "team_pace_last_10", "defensive_rating_last_10",
+                "allowed_fg3a_share_last_10", "allowed_ft_rate_last_10"]].rename(columns={
+        "team": "opponent", "team_pace_last_10": "opponent_pace_last_10",
+        "defensive_rating_last_10": "opponent_team_defensive_rating"})
+    games = games.merge(opp, on=["game_id", "opponent"], how="left")
+    games = games.merge(league, on="game_date", how="left")
+    games = games.merge(lineup_absences(games), on=["team", "game_id"], how="left")
+
+    f = games.sort_values(["player_id", "game_date", "game_id"], ignore_index=True)
+    player = _group_starts(f[["player_id"]])
+    season = _group_starts(f[["player_id", "season"]])
+    f["points_avg_last_5"] = _prior_mean(f, "points", player, 5)
+    f["points_avg_last_10"] = _prior_mean(f, "points", player, 10)
+    f["points_avg_season"] = _prior_mean(f, "points", season, None)
+    total, count = _prior(f["points"].to_numpy(float), player, 10)
+    squares, _ = _prior(f["points"].to_numpy(float) ** 2, player, 10)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (squares - total**2 / np.maximum(count, 1)) / np.maximum(count - 1, 1)
+    f["points_std_last_10"] = np.where(count >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
+    f["points_last_game"] = _prior_mean(f, "points", player, 1)
+    f["points_ewm_10"] = _prior_ewm(f["points"].to_numpy(float), player, span=10)
+
+    f["minutes_avg_last_5"] = _prior_mean(f, "minutes", player, 5)
+    f["minutes_avg_last_10"] = _prior_mean(f, "minutes", player, 10)
+    f["points_per_minute_last_10"] = _prior_ratio(f, "points", "minutes", player, 10)
+    f["fga_avg_last_10"] = _prior_mean(f, "fga", player, 10)
+    f["fg3a_avg_last_10"] = _prior_mean(f, "fg3a", player, 10)
+    f["fta_avg_last_10"] = _prior_mean(f, "fta", player, 10)
+    f["shooting_attempts"] = 2 * (f["fga"] + 0.44 * f["fta"])
+    f["true_shooting_pct_last_10"] = _prior_ratio(f, "points", "shooting_attempts", player, 10)
+    f["usage_rate_last_10"] = _prior_mean(f, "usage_share", player, 10)
+    f["plus_minus_avg_last_10"] = _prior_mean(f, "plus_minus", player, 10)
+    f["games_played_season"] = _prior(f["points"].to_numpy(float), season, None)[1]
+
+    day = pd.to_datetime(f["game_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    previous_day = np.where(np.arange(len(f)) > player, np.roll(day, 1), -1)
+    rest = np.where(previous_day >= 0, day - previous_day, np.nan)
+    f["days_rest"] = np.minimum(rest, 10)
+    f["is_back_to_back"] = (rest == 1).astype(float)
+    # games in the 7 days before D: rows of the same player whose day lies in [D-7, D-1]
+    code = f["player_id"].to_numpy(np.int64) * 1_000_000 + day
+    first_in_week = np.searchsorted(code, code - 7, side="left")
+    i = np.arange(len(f))
+    f["games_last_7_days"] = (i - first_in_week).astype(float)
+    f["minutes_last_7_days"] = _prior(f["minutes"].to_numpy(float), player, None, first_in_week)[0]
+    f["fatigue_score"] = (40 * f["is_back_to_back"] + 30 * np.minimum(f["games_last_7_days"], 4) / 4
+                          + 30 * np.minimum(f["minutes_last_7_days"], 160) / 160)
+    f["is_home"] = f["is_home"].astype(float)
+
+    f["pace_score"] = (f["team_pace_last_10"] + f["opponent_pace_last_10"]) / 2 - f["league_pace"]
+    fg3a_share = _prior_ratio(f, "fg3a", "fga", player, 10)
+    ft_rate = _prior_ratio(f, "fta", "fga", player, 10)
+    f["shot_zone_mismatch_score"] = 100 * (
+        fg3a_share * (f["allowed_fg3a_share_last_10"] - f["league_fg3a_share"])
+        + ft_rate * (f["allowed_ft_rate_last_10"] - f["league_ft_rate"]))
+
+    f = f.sort_values(["player_id", "opponent", "game_date", "game_id"], ignore_index=True)
+    f["points_avg_vs_opponent"] = _prior_mean(f, "points", _group_starts(f[["player_id", "opponent"]]), 5)
+
+    if lines is not None and len(lines):
+        line = lines.groupby(["game_date", "player_id"])["line"].median().rename("vegas_points_line")
+        line = line.reset_index().assign(game_date=lambda d: pd.to_datetime(d["game_date"]).dt.date,
+                                         player_id=lambda d: d["player_id"].astype(np.int64))
+        f = f.merge(line, on=["game_date", "player_id"], how="left")
+    else:
+        f["vegas_points_line"] = np.nan
+    f["line_minus_avg_last_10"] = f["vegas_points_line"] - f["points_avg_last_10"]
+
+    f[TARGET] = f["points"]
+    f["feature_version"] = FEATURE_VERSION
+    f["missing_inputs"] = f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64)
+    out = f[FEATURE_STORE_SCHEMA.column_names].sort_values(["game_date", "game_id", "player_id"],
+                                                           ignore_index=True)
+    out["player_id"] = out["player_id"].astype("Int64")
+    return out

@@ -1,0 +1,111 @@
+"""The 33 features of ``ml_feature_store_v2``: the one place where each is named and defined.
+
+Every feature of a game on date D is computed from games before D, plus facts known before tip-off
+(home or away, rest, who is playing for each team that day, the points line). "Last N" windows count
+the player's (or the team's) previous N games across seasons; "season" windows restart each season.
+A feature whose input is missing (a debut, no line posted) is null, and the row's
+``missing_inputs`` counts such nulls; nothing is filled with a constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts import FEATURE_STORE, KEY_COLUMNS, TARGET, Column, TableSchema
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    group: str
+    window: str
+    definition: str
+
+
+FEATURES: tuple[Feature, ...] = (
+    # player scoring form
+    Feature("points_avg_last_5", "player", "last 5 games", "Mean points."),
+    Feature("points_avg_last_10", "player", "last 10 games", "Mean points."),
+    Feature("points_avg_season", "player", "season to date", "Mean points in this season's prior games."),
+    Feature("points_std_last_10", "player", "last 10 games", "Standard deviation of points (2+ games)."),
+    Feature("points_last_game", "player", "last game", "Points in the previous game."),
+    Feature("points_ewm_10", "player", "all prior games", "Exponentially weighted mean of points, span 10."),
+    Feature("points_avg_vs_opponent", "player", "last 5 games against this opponent",
+            "Mean points against today's opponent."),
+    # player role and volume
+    Feature("minutes_avg_last_5", "player", "last 5 games", "Mean minutes."),
+    Feature("minutes_avg_last_10", "player", "last 10 games", "Mean minutes."),
+    Feature("points_per_minute_last_10", "player", "last 10 games",
+            "Points divided by minutes, summed over the window."),
+    Feature("fga_avg_last_10", "player", "last 10 games", "Mean field-goal attempts."),
+    Feature("fg3a_avg_last_10", "player", "last 10 games", "Mean three-point attempts."),
+    Feature("fta_avg_last_10", "player", "last 10 games", "Mean free-throw attempts."),
+    Feature("true_shooting_pct_last_10", "player", "last 10 games",
+            "Points / (2 * (FGA + 0.44 FTA)), summed over the window."),
+    Feature("usage_rate_last_10", "player", "last 10 games",
+            "Share of the team's plays used, (FGA + 0.44 FTA + TOV) of the player over the team's, "
+            "per game, averaged."),
+    Feature("plus_minus_avg_last_10", "player", "last 10 games", "Mean plus-minus."),
+    Feature("games_played_season", "player", "season to date", "Games played this season before today (0 on a debut)."),
+    # rest and load
+    Feature("days_rest", "schedule", "previous game", "Days since the player's previous game, capped at 10."),
+    Feature("is_back_to_back", "schedule", "previous game", "1 when the previous game was yesterday."),
+    Feature("games_last_7_days", "schedule", "7 days before D", "Games played in the 7 days before today."),
+    Feature("minutes_last_7_days", "schedule", "7 days before D", "Minutes played in the 7 days before today."),
+    Feature("fatigue_score", "schedule", "7 days before D",
+            "0 (fresh) to 100 (worn): 40 * back-to-back + 30 * min(games_last_7_days, 4) / 4 "
+            "+ 30 * min(minutes_last_7_days, 160) / 160."),
+    Feature("is_home", "schedule", "today", "1 at home, 0 away."),
+    # team and opponent
+    Feature("team_pace_last_10", "team", "team's last 10 games",
+            "Possessions per game, possessions = FGA + 0.44 FTA - OREB + TOV averaged over both teams."),
+    Feature("opponent_pace_last_10", "opponent", "opponent's last 10 games", "As team_pace_last_10, for the opponent."),
+    Feature("pace_score", "game", "both teams' last 10 games",
+            "Expected possessions of this game relative to the league: (team + opponent pace) / 2 "
+            "minus the league's mean pace over the previous 30 days."),
+    Feature("team_offensive_rating_last_10", "team", "team's last 10 games", "Points scored per 100 possessions."),
+    Feature("opponent_team_defensive_rating", "opponent", "opponent's last 10 games",
+            "Points allowed per 100 possessions."),
+    Feature("usage_spike_score", "lineup", "team's last 10 games this season, today's lineup",
+            "Summed usage share of regular teammates (5+ of the team's last 10 games this season) who are "
+            "not playing today."),
+    Feature("teammates_out_minutes", "lineup", "team's last 10 games this season, today's lineup",
+            "Summed mean minutes of those missing regular teammates."),
+    Feature("shot_zone_mismatch_score", "opponent", "player's last 10, opponent's last 10 games",
+            "No shot-zone data exists here, so the mix of three-pointers and free throws stands in for zones: "
+            "player's 3PA share of FGA times (opponent's allowed 3PA share - league share) plus player's "
+            "FTA/FGA times (opponent's allowed FTA/FGA - league rate), times 100."),
+    # market
+    Feature("vegas_points_line", "market", "posted before tip-off", "Median points line over books; null when none."),
+    Feature("line_minus_avg_last_10", "market", "posted before tip-off", "vegas_points_line - points_avg_last_10."),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+assert len(FEATURE_NAMES) == 33 and len(set(FEATURE_NAMES)) == 33
+
+# Whole-number features are still stored as FLOAT64: null is a legitimate value for all of them.
+FEATURE_STORE_SCHEMA = TableSchema(
+    FEATURE_STORE,
+    (
+        Column("player_id", "INT64", False),
+        Column("player_name", "STRING", False),
+        Column("game_id", "STRING", False),
+        Column("game_date", "DATE", False),
+        Column("season", "STRING", False),
+        Column("team", "STRING", False),
+        Column("opponent", "STRING", False),
+        *(Column(name, "FLOAT64") for name in FEATURE_NAMES),
+        Column(TARGET, "FLOAT64"),
+        Column("feature_version", "STRING", False),
+        Column("missing_inputs", "INT64", False),
+    ),
+    KEY_COLUMNS,
+)
+
+
+def markdown_table() -> str:
+    """The feature list as it appears in docs/features.md (a test keeps the two in step)."""
+    rows = ["| # | feature | group | window | definition |", "|---|---|---|---|---|"]
+    rows += [f"| {i} | `{f.name}` | {f.group} | {f.window} | {f.definition} |"
+             for i, f in enumerate(FEATURES, 1)]
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,61 @@
+"""Shared fixtures: slices of the real shipped data, and a throw-away warehouse per test."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import settings
+from warehouse import Warehouse, connect
+from warehouse.ingest import read_box_scores, read_lines
+
+SEASON_2024_25 = settings.BOX_SCORES_DEFAULT / "player_logs_2024-25.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def box_2024_25() -> pd.DataFrame:
+    """The real 2024-25 regular season (26k player-games)."""
+    return read_box_scores(SEASON_2024_25)
+
+
+@pytest.fixture(scope="session")
+def lines_2024_25(box_2024_25: pd.DataFrame) -> pd.DataFrame:
+    return read_lines(settings.LINES_DEFAULT, box_2024_25).lines
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return connect(f"duckdb:///{tmp_path / 'warehouse.duckdb'}")
+
+
+@pytest.fixture(scope="session")
+def box_csv_lines() -> list[str]:
+    """The header and first 400 rows of the real 2024-25 file, as text lines."""
+    with gzip.open(SEASON_2024_25, "rt") as fh:
+        return [next(fh) for _ in range(401)]
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.fixture
+def two_months_csv(tmp_path: Path) -> Path:
+    """Oct-Nov 2024 of the real data as a plain CSV file (a user's own file)."""
+    frame = pd.read_csv(SEASON_2024_25, dtype=str)
+    frame = frame[frame["GAME_DATE"] < "2024-12-01"]
+    path = tmp_path / "box_oct_nov_2024.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def lines_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "lines"
+    shutil.copytree(settings.LINES_DEFAULT, target)
+    return target

@@ -1,0 +1,102 @@
+"""The embedded warehouse: one DuckDB file with the production table names.
+
+A connection is opened per operation and closed at once, so a backfill, the trainer and the worker
+can take turns on the same file from different processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from contracts import TableSchema
+from warehouse.base import DateRange, Warehouse, WarehouseError, _empty, _typed, check_frame
+
+_TYPES = {"INT64": "BIGINT", "FLOAT64": "DOUBLE", "STRING": "VARCHAR", "DATE": "DATE",
+          "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ"}
+
+
+def create_table_sql(schema: TableSchema) -> str:
+    cols = ", ".join(f'"{c.name}" {_TYPES[c.type]}{"" if c.nullable else " NOT NULL"}'
+                     for c in schema.columns)
+    keys = ", ".join(f'"{k}"' for k in schema.key)
+    return f'CREATE TABLE IF NOT EXISTS "{schema.name}" ({cols}, PRIMARY KEY ({keys}))'
+
+
+class DuckDBWarehouse(Warehouse):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = Path(url.removeprefix("duckdb:///"))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = duckdb.connect(str(self.path))
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _exists(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
+        return bool(con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table}
+        ).fetchone()[0])
+
+    def read(self, schema: TableSchema, date_range: DateRange | None = None,
+             equals: dict[str, object] | None = None) -> pd.DataFrame:
+        conditions, params = [], {}
+        if date_range is not None:
+            conditions.append(f'"{schema.date_column}" BETWEEN $start AND $end')
+            params.update(start=date_range[0], end=date_range[1])
+        for i, (col, value) in enumerate((equals or {}).items()):
+            if col not in schema.column_names:
+                raise WarehouseError(f"{schema.name} has no column {col!r}")
+            conditions.append(f'"{col}" = $v{i}')
+            params[f"v{i}"] = value
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        cols = ", ".join(f'"{c}"' for c in schema.column_names)
+        order = ", ".join(f'"{k}"' for k in (schema.date_column, *schema.key)
+                          if k in schema.column_names)
+        with self._connect() as con:
+            if not self._exists(con, schema.name):
+                return _empty(schema)
+            frame = con.execute(f'SELECT {cols} FROM "{schema.name}"{where} ORDER BY {order}',
+                                params).df()
+        return _typed(schema, frame)
+
+    def write(self, schema: TableSchema, frame: pd.DataFrame,
+              replace_range: DateRange | None = None) -> int:
+        frame = check_frame(schema, frame)
+        cols = ", ".join(f'"{c}"' for c in schema.column_names)
+        with self._connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(create_table_sql(schema))
+                con.register("staged", frame)
+                if replace_range is not None:
+                    con.execute(f'DELETE FROM "{schema.name}" WHERE "{schema.date_column}" '
+                                "BETWEEN $start AND $end",
+                                {"start": replace_range[0], "end": replace_range[1]})
+                else:
+                    keys = ", ".join(f'"{k}"' for k in schema.key)
+                    con.execute(f'DELETE FROM "{schema.name}" WHERE ({keys}) IN '
+                                f"(SELECT ({keys}) FROM staged)")
+                con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("staged")
+        return len(frame)
+
+    def count(self, schema: TableSchema) -> int:
+        with self._connect() as con:
+            if not self._exists(con, schema.name):
+                return 0
+            return int(con.execute(f'SELECT count(*) FROM "{schema.name}"').fetchone()[0])
+
