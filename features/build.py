@@ -37,11 +37,22 @@ def _prior(values: np.ndarray, starts: np.ndarray, window: int | None,
     """
     values = np.asarray(values, dtype=float)
     present = ~np.isnan(values)
+    i = np.arange(len(values))
+    if first is None and window is not None:
+        # a short window: add the previous rows one lag at a time (cheaper than a grouped sum)
+        lo = np.maximum(starts, i - window)
+        total, count = np.zeros(len(values)), np.zeros(len(values))
+        clean = np.concatenate([np.zeros(window), np.where(present, values, 0.0)])
+        seen = np.concatenate([np.zeros(window), present.astype(float)])
+        for lag in range(1, window + 1):
+            inside = i - lag >= lo
+            total += np.where(inside, clean[window - lag:window - lag + len(values)], 0.0)
+            count += np.where(inside, seen[window - lag:window - lag + len(values)], 0.0)
+        return total, count
     parts = pd.DataFrame({"total": np.where(present, values, 0.0), "count": present.astype(float)})
     running = parts.groupby(starts, sort=False).cumsum()
     before = running.groupby(starts, sort=False).shift(1, fill_value=0.0).to_numpy()  # earlier rows only
-    i = np.arange(len(values))
-    lo = first if first is not None else starts if window is None else np.maximum(starts, i - window)
+    lo = starts if first is None else first
     window_sums = before[i] - before[lo]
     return window_sums[:, 0], window_sums[:, 1]
 
@@ -108,15 +119,14 @@ def league_reference(team: pd.DataFrame) -> pd.DataFrame:
     """Per game date: league pace, 3PA share and FT rate over the previous ``LEAGUE_DAYS`` days."""
     daily = team.groupby("game_date")[["pace", "fg3a", "fta", "fga"]].sum(min_count=1)
     daily["n"] = team.groupby("game_date")["pace"].count()
-    days = pd.date_range(pd.Timestamp(min(daily.index)), pd.Timestamp(max(daily.index)), freq="D")
-    daily = daily.set_axis(pd.to_datetime(daily.index)).reindex(days).fillna(0.0)
-    window = daily.rolling(LEAGUE_DAYS, min_periods=1).sum().shift(1)
-    ref = pd.DataFrame({
+    days = np.arange(daily.index.min(), daily.index.max() + 1)
+    window = daily.reindex(days).fillna(0.0).rolling(LEAGUE_DAYS, min_periods=1).sum().shift(1)
+    return pd.DataFrame({
+        "game_date": days,
         "league_pace": _ratio(window["pace"].to_numpy(), window["n"].to_numpy()),
         "league_fg3a_share": _ratio(window["fg3a"].to_numpy(), window["fga"].to_numpy()),
         "league_ft_rate": _ratio(window["fta"].to_numpy(), window["fga"].to_numpy()),
-    }, index=days.date)
-    return ref.rename_axis("game_date").reset_index()
+    })
 
 
 def lineup_absences(games: pd.DataFrame) -> pd.DataFrame:
@@ -127,35 +137,80 @@ def lineup_absences(games: pd.DataFrame) -> pd.DataFrame:
     """
     order = games[["team", "season", "game_date", "game_id"]].drop_duplicates(["team", "game_id"])
     order = order.sort_values(["team", "game_date", "game_id"], ignore_index=True)
-    order["k"] = order.groupby(["team", "season"], sort=False).cumcount()
-    order["slot"] = np.arange(len(order))  # the team-game's position: slot + d is d games later
-    rows = games[["player_id", "team", "game_id", "usage_share", "minutes"]].merge(
-        order[["team", "game_id", "season", "k", "slot"]], on=["team", "game_id"])
-    # every appearance counts towards the team's next 10 games of the same season
-    offsets = np.tile(np.arange(1, 11), len(rows))
-    reps = np.repeat(np.arange(len(rows)), 10)
-    slot = rows["slot"].to_numpy()[reps] + offsets
-    slot_season = np.append(order["season"].to_numpy(), None)
-    k_after = np.append(order["k"].to_numpy(), -1)
-    slot = np.minimum(slot, len(order))
-    same_season = (slot_season[slot] == rows["season"].to_numpy()[reps]) & (
-        k_after[slot] == rows["k"].to_numpy()[reps] + offsets)
-    player = rows["player_id"].to_numpy(np.int64)
-    key = slot[same_season].astype(np.int64) * 10_000_000 + player[reps][same_season]
-    window = pd.DataFrame({"key": key, "usage": rows["usage_share"].to_numpy()[reps][same_season],
-                           "minutes": rows["minutes"].to_numpy()[reps][same_season]})
-    stats = window.groupby("key").agg(n=("usage", "size"), usage=("usage", "mean"),
-                                      minutes=("minutes", "mean"))
-    regulars = stats[stats["n"] >= 5]
-    present = rows["slot"].to_numpy(np.int64) * 10_000_000 + player
-    absent = regulars[~regulars.index.isin(present)]
-    out = absent.groupby(absent.index // 10_000_000)[["usage", "minutes"]].sum()
-    out = out.reindex(order["slot"], fill_value=0.0).set_axis(order.index)
-    return pd.DataFrame({"team": order["team"], "game_id": order["game_id"],
-                         "usage_spike_score": out["usage"], "teammates_out_minutes": out["minutes"]})
+    k = order.groupby(["team", "season"], sort=False).cumcount().to_numpy()
+    first_slot = np.arange(len(order)) - k  # identifies the team-season
+    slot_of = pd.Series(np.arange(len(order)), index=pd.MultiIndex.from_frame(order[["team", "game_id"]]))
+    slot = slot_of.reindex(pd.MultiIndex.from_frame(games[["team", "game_id"]])).to_numpy()
+
+    # a dense grid per (team-season, player): one column per game of that team-season
+    pairs, pair = np.unique(first_slot[slot] * 10_000_000 + games["player_id"].to_numpy(np.int64),
+                            return_inverse=True)
+    pair_first = pairs // 10_000_000
+    games_in_season = np.bincount(first_slot)[pair_first]
+    width = int(k.max()) + 1
+    played, usage, usage_known, minutes = (np.zeros((len(pairs), width + 1)) for _ in range(4))
+    column = k[slot] + 1
+    share = games["usage_share"].to_numpy(float)
+    played[pair, column] = 1.0
+    usage[pair, column] = np.nan_to_num(share)
+    usage_known[pair, column] = ~np.isnan(share)
+    minutes[pair, column] = np.nan_to_num(games["minutes"].to_numpy(float))
+    # prefix sums along each row: column j holds the sum over the team's games before game j
+    played, usage, usage_known, minutes = (np.cumsum(a, axis=1) for a in (played, usage, usage_known, minutes))
+
+    game = np.arange(width)
+    lo = np.maximum(game - 10, 0)
+    n = played[:, game] - played[:, lo]
+    playing = (played[:, game + 1] - played[:, game]) > 0
+    absent = (n >= 5) & ~playing & (game[None, :] < games_in_season[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usage_mean = (usage[:, game] - usage[:, lo]) / (usage_known[:, game] - usage_known[:, lo])
+        minutes_mean = (minutes[:, game] - minutes[:, lo]) / n
+    cell_slot = (pair_first[:, None] + game[None, :])[absent]
+    return pd.DataFrame({
+        "team": order["team"], "game_id": order["game_id"],
+        "usage_spike_score": np.bincount(cell_slot, np.nan_to_num(usage_mean[absent]), minlength=len(order)),
+        "teammates_out_minutes": np.bincount(cell_slot, minutes_mean[absent], minlength=len(order)),
+    })
 
 
-# --- the builder --------------------------------------------------------------------------------
+# --- the builder ----
+def _day_numbers(dates: pd.Series) -> np.ndarray:
+    return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def _sorted_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes that sort like the text (hash first, then sort only the distinct values)."""
+    codes, uniques = pd.factorize(values)
+    uniques = np.asarray(uniques, dtype=object)
+    order = np.argsort(uniques)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], uniques[order]
+
+
+def _encode(games: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Text keys as sorted integer codes and dates as day numbers: every sort, join and group
+    below runs on integers, which is most of the builder's speed."""
+    labels = {}
+    for col in ("game_id", "season", "player_name"):
+        games[col], labels[col] = _sorted_codes(games[col])
+    both, teams = _sorted_codes(pd.concat([games["team"], games["opponent"]], ignore_index=True))
+    games["team"], games["opponent"] = both[:len(games)], both[len(games):]
+    labels["team"] = labels["opponent"] = teams
+    games["game_date"] = _day_numbers(games["game_date"])
+    return games, labels
+
+
+def _decode(frame: pd.DataFrame, labels: dict[str, np.ndarray]) -> pd.DataFrame:
+    frame = frame.copy()
+    for col, values in labels.items():
+        frame[col] = pd.Index(values).take(frame[col].to_numpy())
+    days, inverse = np.unique(frame["game_date"].to_numpy(), return_inverse=True)
+    frame["game_date"] = days.astype("datetime64[D]").astype(object)[inverse]
+    return frame
+
+
 def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
                    slate: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
@@ -168,7 +223,8 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         games = pd.concat([games, slate.assign(**dict.fromkeys(_STATS, np.nan))], ignore_index=True)
     for col in _STATS:
         games[col] = games[col].astype(float)
-    games["game_date"] = pd.to_datetime(games["game_date"]).dt.date
+    games, labels = _encode(games)
+    games = games.sort_values(["player_id", "game_date", "game_id"], ignore_index=True)  # left joins keep it
     games["plays"] = games["fga"] + 0.44 * games["fta"] + games["tov"]
     games["usage_share"] = games["plays"] / games.groupby(["game_id", "team"])["plays"].transform("sum")
 
@@ -184,7 +240,7 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
     games = games.merge(league, on="game_date", how="left")
     games = games.merge(lineup_absences(games), on=["team", "game_id"], how="left")
 
-    f = games.sort_values(["player_id", "game_date", "game_id"], ignore_index=True)
+    f = games
     player = _group_starts(f[["player_id"]])
     season = _group_starts(f[["player_id", "season"]])
     f["points_avg_last_5"] = _prior_mean(f, "points", player, 5)
@@ -210,7 +266,7 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
     f["plus_minus_avg_last_10"] = _prior_mean(f, "plus_minus", player, 10)
     f["games_played_season"] = _prior(f["points"].to_numpy(float), season, None)[1]
 
-    day = pd.to_datetime(f["game_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    day = f["game_date"].to_numpy(np.int64)
     previous_day = np.where(np.arange(len(f)) > player, np.roll(day, 1), -1)
     rest = np.where(previous_day >= 0, day - previous_day, np.nan)
     f["days_rest"] = np.minimum(rest, 10)
@@ -232,12 +288,15 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         fg3a_share * (f["allowed_fg3a_share_last_10"] - f["league_fg3a_share"])
         + ft_rate * (f["allowed_ft_rate_last_10"] - f["league_ft_rate"]))
 
-    f = f.sort_values(["player_id", "opponent", "game_date", "game_id"], ignore_index=True)
-    f["points_avg_vs_opponent"] = _prior_mean(f, "points", _group_starts(f[["player_id", "opponent"]]), 5)
+    order = np.lexsort((f["game_id"], f["game_date"], f["opponent"], f["player_id"]))
+    meetings = f[["player_id", "opponent", "points"]].iloc[order]
+    vs_opponent = np.empty(len(f))
+    vs_opponent[order] = _prior_mean(meetings, "points", _group_starts(meetings[["player_id", "opponent"]]), 5)
+    f["points_avg_vs_opponent"] = vs_opponent
 
     if lines is not None and len(lines):
         line = lines.groupby(["game_date", "player_id"])["line"].median().rename("vegas_points_line")
-        line = line.reset_index().assign(game_date=lambda d: pd.to_datetime(d["game_date"]).dt.date,
+        line = line.reset_index().assign(game_date=lambda d: _day_numbers(d["game_date"]),
                                          player_id=lambda d: d["player_id"].astype(np.int64))
         f = f.merge(line, on=["game_date", "player_id"], how="left")
     else:
@@ -247,7 +306,7 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
     f[TARGET] = f["points"]
     f["feature_version"] = FEATURE_VERSION
     f["missing_inputs"] = f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64)
-    out = f[FEATURE_STORE_SCHEMA.column_names].sort_values(["game_date", "game_id", "player_id"],
-                                                           ignore_index=True)
+    out = _decode(f[FEATURE_STORE_SCHEMA.column_names], labels)
+    out = out.sort_values(["game_date", "game_id", "player_id"], ignore_index=True)
     out["player_id"] = out["player_id"].astype("Int64")
     return out
