@@ -58,7 +58,54 @@ def _backfill_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backfill)
 
 
-PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [_backfill_parser]
+def _number(name: str, value: str, kind: type) -> float | int | None:
+    if value in ("", "none", "None"):
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"{name} is {value!r}, expected {'an integer' if kind is int else 'a number'}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, train
+
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip()) if args.systems else None
+    config = TrainConfig(
+        start_date=parse_date("start_date", args.start_date), end_date=parse_date("end_date", args.end_date),
+        test_start=parse_date("test_start", args.test_start),
+        n_trials=_number("n_trials", args.n_trials, int), timeout=_number("timeout", args.timeout, float),
+        seed=_number("seed", args.seed, int), study_name=args.study_name,
+        experiment_name=args.experiment_name or "nba-player-points",
+        optuna_storage=args.optuna_storage or settings.optuna_storage_default(),
+    )
+    if systems is not None:
+        config.systems = systems
+    train(config, progress=not args.quiet)
+    return 0
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="tune, train, log and register the prediction systems")
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="",
+                   help="first game date of the data (default: the store's first)")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="last game date of the data")
+    p.add_argument("--test-start", "--test_start", dest="test_start", default="",
+                   help="first day of the test window (default: first day of the latest season in range)")
+    p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
+    p.add_argument("--n-trials", "--n_trials", dest="n_trials", default="12", help="Optuna trials per system")
+    p.add_argument("--timeout", default="300", help="seconds of tuning per system ('none': no limit)")
+    p.add_argument("--optuna-storage", "--optuna_storage", dest="optuna_storage", default="",
+                   help="Optuna storage URL (default: SQLite under mlruns/)")
+    p.add_argument("--study-name", "--study_name", dest="study_name", default="",
+                   help="share one study between processes by giving them the same name")
+    p.add_argument("--seed", default="42")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [_backfill_parser, _train_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,13 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from training.splits import SplitError
+    from training.train import ConfigError
+    from training.tuning import StorageError
     from warehouse import WarehouseError
     from warehouse.ingest import InputError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, InputError, WarehouseError) as exc:
+    except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,81 @@
+"""Optuna tuning of one algorithm, each trial a nested MLflow run under the system's parent run.
+
+One study per algorithm (their per-round validation scores are not comparable). The study lives in
+``optuna_storage`` (a SQLite file by default, PostgreSQL or MySQL for a team), so several ``train``
+processes given the same storage and study name share it: together they run ``n_trials`` trials.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from training.metrics import mae
+from training.splits import Splits
+
+PRUNE_AFTER_ROUNDS = 50  # boosting rounds a trial always gets before it can be pruned
+
+
+class StorageError(ValueError):
+    """An Optuna storage URL that cannot be opened."""
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Open the storage now, so a bad URL stops ``train`` before any work."""
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # SQLAlchemy raises many kinds: all mean "cannot use this URL"
+        raise StorageError(f"optuna_storage {url!r} cannot be opened: {exc.__class__.__name__}: "
+                           f"{str(exc).splitlines()[0]}") from None
+
+
+def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | None, storage: str,
+         study_name: str, seed: int, shared: bool, progress: bool = True) -> optuna.Study:
+    """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass)."""
+    parent = mlflow.active_run()
+    # processes sharing a study must not draw the same random start-up points
+    sampler_seed = seed + (os.getpid() % 10_000 if shared else 0)
+    study = optuna.create_study(
+        storage=open_storage(storage), study_name=study_name, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER_ROUNDS))
+    study.set_user_attr("system", system.NAME)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = system.search_space(trial)
+        pruned: optuna.TrialPruned | None = None
+        with mlflow.start_run(run_name=f"{system.NAME}-trial-{trial.number}", nested=True,
+                              parent_run_id=parent.info.run_id if parent else None):
+            mlflow.log_params(params)
+            mlflow.set_tags({"optuna_study": study_name, "optuna_trial": trial.number, "system": system.NAME})
+
+            def report(step: int, val_mae: float) -> None:
+                trial.report(val_mae, step)
+                mlflow.log_metric("val_mae", val_mae, step=step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at round {step}: validation MAE {val_mae:.3f}")
+
+            try:
+                model = system.fit(params, splits, seed, report)
+            except optuna.TrialPruned as exc:
+                pruned = exc  # raised after the run is closed, so MLflow records it as finished
+                mlflow.set_tag("trial_state", TrialState.PRUNED.name)
+            else:
+                score = mae(splits.y("val"), system.predict(model, splits.x("val")))
+                mlflow.log_metric("val_mae", score)
+                mlflow.set_tag("trial_state", TrialState.COMPLETE.name)
+        if pruned is not None:
+            raise pruned
+        return score
+
+    stop_at_total = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[stop_at_total],
+                   gc_after_trial=True, show_progress_bar=progress)
+    if not any(t.state == TrialState.COMPLETE for t in study.trials):
+        raise RuntimeError(f"study {study_name!r} has no completed trial: raise n_trials or timeout")
+    return study
