@@ -105,7 +105,152 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [_backfill_parser, _train_parser]
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from training.backtest import backtest
+
+    start, end = parse_date("start_date", args.start_date), parse_date("end_date", args.end_date)
+    if start is None or end is None:
+        raise UsageError("backtest needs both start_date and end_date (YYYY-MM-DD)")
+    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip()) if args.systems else None
+    result = backtest(start, end, **({"systems": systems} if systems else {}), seed=_number("seed", args.seed, int),
+                      experiment_name=args.experiment_name, progress=not args.quiet)
+    print(f"backtest run {result.run_id}: {len(result.predictions)} predictions written")
+    for system, values in result.metrics.items():
+        print(f"  {system:<15} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
+    return 0
+
+
+def _backtest_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backtest", help="walk forward through a window, retraining monthly")
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="")
+    p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
+    p.add_argument("--seed", default="42")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_backtest)
+
+
+def _bool(name: str, value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no", ""):
+        return False
+    raise UsageError(f"{name} is {value!r}, expected true or false")
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from registry.promotion import promote
+
+    decision = promote(args.system, args.version or None, float(_number("min_improvement", args.min_improvement,
+                                                                          float) or 0.0),
+                       force=_bool("force", args.force), reason=args.reason)
+    print(decision.message)
+    return 0 if decision.promoted else 1
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from registry.promotion import rollback
+
+    print(rollback(args.system, args.reason).message)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from registry.promotion import _client, history, production_version
+
+    events = history(args.system)
+    print(f"{args.system}: production is v{production_version(_client(), args.system) or '-'}; "
+          f"{len(events)} event(s)")
+    for event in events:
+        print("  " + event.line())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from registry.compare import compare
+
+    print(compare(experiment_name=args.experiment_name).markdown())
+    return 0
+
+
+def _registry_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("promote", help="promote a registered version to production if it beats the champion")
+    p.add_argument("--system", required=True)
+    p.add_argument("--version", default="", help="registered version (default: the latest)")
+    p.add_argument("--min-improvement", "--min_improvement", dest="min_improvement", default="0",
+                   help="points of MAE the challenger must gain")
+    p.add_argument("--force", default="false", help="true: promote past the gate (needs --reason)")
+    p.add_argument("--reason", default="", help="recorded in the audit trail")
+    p.set_defaults(func=cmd_promote)
+    p = sub.add_parser("rollback", help="move production back to the previous production version")
+    p.add_argument("--system", required=True)
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_rollback)
+    p = sub.add_parser("history", help="print a system's promotions, refusals and rollbacks")
+    p.add_argument("--system", required=True)
+    p.set_defaults(func=cmd_history)
+    p = sub.add_parser("compare", help="every registered version with its metrics, and model disagreement")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from serving.coordinator import predict_date
+    from serving.local import local_worker
+    from warehouse import connect
+
+    game_date = parse_date("game_date", args.game_date)
+    if game_date is None:
+        raise UsageError("predict needs game_date (YYYY-MM-DD)")
+    slate = None
+    if args.slate:
+        try:
+            slate = pd.read_csv(args.slate)
+        except (OSError, pd.errors.ParserError) as exc:
+            raise UsageError(f"slate {args.slate!r} cannot be read: {exc}") from None
+        if "players" in slate:
+            slate["players"] = slate["players"].map(
+                lambda v: [int(p) for p in str(v).split(";")] if pd.notna(v) and str(v) else None)
+    warehouse = connect()
+    if args.worker_url:
+        result = predict_date(game_date, args.worker_url, warehouse, slate)
+    else:
+        with local_worker(warehouse) as url:
+            result = predict_date(game_date, url, warehouse, slate)
+    print(result.render())
+    return 0 if result.ok else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from serving.service import serve
+
+    serve(args.host, int(_number("port", args.port, int) or 8080), float(_number("poll", args.poll, float) or 30),
+          args.event_bus)
+    return 0
+
+
+def _serving_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict every player-game of a date and store the predictions")
+    p.add_argument("--game-date", "--game_date", dest="game_date", default="")
+    p.add_argument("--slate", default="", help="CSV of games not yet played: game_date,team,opponent,is_home"
+                   "[,players as id;id;...]")
+    p.add_argument("--worker-url", "--worker_url", dest="worker_url", default="",
+                   help="a running worker (default: start one in this process for the run)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("serve", help="start the worker (port) and the coordinator (port + 1)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", default="8080")
+    p.add_argument("--poll", default="30", help="seconds between registry checks for a moved alias")
+    p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
+                   help="inprocess, or pubsub://PROJECT/TOPIC/SUBSCRIPTION")
+    p.set_defaults(func=cmd_serve)
+
+
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _backfill_parser, _train_parser, _backtest_parser, _registry_parsers, _serving_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from registry.promotion import PromotionError
+    from serving.coordinator import CoordinatorError
     from training.splits import SplitError
     from training.train import ConfigError
     from training.tuning import StorageError
@@ -126,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError) as exc:
+    except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,
+            CoordinatorError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
 

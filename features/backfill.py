@@ -80,7 +80,7 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
     features = features[(features["game_date"] >= start) & (features["game_date"] <= end)]
 
     chunks = month_chunks(start, end)
-    for first, last in tqdm(chunks, desc="backfill", unit="month", disable=not progress):
+    for first, last in tqdm(chunks, desc="backfill", unit="month", disable=not progress, mininterval=0, miniters=1):
         part = features[(features["game_date"] >= first) & (features["game_date"] <= last)]
         warehouse.write(FEATURE_STORE_SCHEMA, part, replace_range=(first, last))
         if on_date_complete is not None:

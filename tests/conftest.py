@@ -59,3 +59,49 @@ def lines_copy(tmp_path: Path) -> Path:
     target = tmp_path / "lines"
     shutil.copytree(settings.LINES_DEFAULT, target)
     return target
+
+
+# --- a small trained platform, shared by the training, registry and serving tests ---------------
+SMALL_END = "2025-02-15"
+SMALL_TEST_START = "2025-01-01"
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A warehouse holding the real 2024-25 season's feature store; returns its URL."""
+    from features.backfill import backfill
+
+    url = f"duckdb:///{tmp_path_factory.mktemp('store') / 'warehouse.duckdb'}"
+    backfill(connect(url), SEASON_2024_25, settings.LINES_DEFAULT, progress=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
+    """All four systems trained (2 Optuna trials each) and registered in a SQLite MLflow store."""
+    import datetime as dt
+
+    from training.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("mlflow")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_ROOT": (root / "artifacts").as_uri(), "WAREHOUSE_URL": small_store}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        config = TrainConfig(end_date=dt.date.fromisoformat(SMALL_END),
+                             test_start=dt.date.fromisoformat(SMALL_TEST_START), n_trials=2, timeout=120,
+                             optuna_storage=f"sqlite:///{root / 'optuna.db'}")
+        results = train(config, connect(small_store), progress=False)
+    return {"env": env, "results": results, "config": config}
+
+
+@pytest.fixture
+def trained_env(trained: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The trained platform's settings applied to this test's environment."""
+    import mlflow
+
+    for key, value in trained["env"].items():
+        monkeypatch.setenv(key, value)
+    mlflow.set_tracking_uri(trained["env"]["MLFLOW_TRACKING_URI"])
+    return trained

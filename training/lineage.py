@@ -54,4 +54,4 @@ def log_split(frame: pd.DataFrame, context: str, warehouse_url: str) -> None:
         dataset = mlflow.data.from_pandas(
             frame, source=WarehouseSource(warehouse_url, FEATURE_STORE, start, end), targets=TARGET,
             name=f"{FEATURE_STORE}@{FEATURE_VERSION}:{context}:{start}..{end}")
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)

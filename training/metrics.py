@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from registry.predictions import recommendation
+
 WITHIN = 3.0  # points
 
 
@@ -18,12 +20,6 @@ def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def within_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(100 * np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float)) <= WITHIN))
-
-
-def recommendation(predicted: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """OVER when the prediction is above the line, UNDER below, PASS when equal or no line."""
-    predicted, line = np.asarray(predicted, float), np.asarray(line, float)
-    return np.where(np.isnan(line) | (predicted == line), "PASS", np.where(predicted > line, "OVER", "UNDER"))
 
 
 def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, prefix: str = "test") -> dict[str, float]:

@@ -8,6 +8,8 @@ processes given the same storage and study name share it: together they run ``n_
 from __future__ import annotations
 
 import os
+import socket
+import time
 from types import ModuleType
 
 import mlflow
@@ -17,7 +19,8 @@ from optuna.trial import TrialState
 from training.metrics import mae
 from training.splits import Splits
 
-PRUNE_AFTER_ROUNDS = 50  # boosting rounds a trial always gets before it can be pruned
+PRUNE_AFTER_ROUNDS = 50
+OPEN_RETRY_SECONDS = 30.0  # boosting rounds a trial always gets before it can be pruned
 
 
 class StorageError(ValueError):
@@ -25,12 +28,21 @@ class StorageError(ValueError):
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open the storage now, so a bad URL stops ``train`` before any work."""
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:  # SQLAlchemy raises many kinds: all mean "cannot use this URL"
-        raise StorageError(f"optuna_storage {url!r} cannot be opened: {exc.__class__.__name__}: "
-                           f"{str(exc).splitlines()[0]}") from None
+    """Open the storage now, so a bad URL stops ``train`` before any work.
+
+    Processes started together race to create the storage's tables; the loser of that race sees a
+    locked or half-made schema, so opening is retried for ``OPEN_RETRY_SECONDS`` before giving up.
+    """
+    deadline = time.monotonic() + OPEN_RETRY_SECONDS
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except Exception as exc:  # SQLAlchemy raises many kinds: all mean "cannot use this URL"
+            transient = any(word in str(exc).lower() for word in ("locked", "already exists", "unique constraint"))
+            if not transient or time.monotonic() > deadline:
+                raise StorageError(f"optuna_storage {url!r} cannot be opened: {exc.__class__.__name__}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+            time.sleep(0.2)  # another process is creating the schema: let it finish
 
 
 def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | None, storage: str,
@@ -47,6 +59,7 @@ def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | 
 
     def objective(trial: optuna.Trial) -> float:
         params = system.search_space(trial)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, in a shared study
         pruned: optuna.TrialPruned | None = None
         with mlflow.start_run(run_name=f"{system.NAME}-trial-{trial.number}", nested=True,
                               parent_run_id=parent.info.run_id if parent else None):

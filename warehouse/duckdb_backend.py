@@ -6,6 +6,7 @@ can take turns on the same file from different processes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ import pandas as pd
 from contracts import TableSchema
 from warehouse.base import DateRange, Warehouse, WarehouseError, _empty, _typed, check_frame
 
+LOCK_WAIT_SECONDS = 120.0
 _TYPES = {"INT64": "BIGINT", "FLOAT64": "DOUBLE", "STRING": "VARCHAR", "DATE": "DATE",
           "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ"}
 
@@ -34,8 +36,18 @@ class DuckDBWarehouse(Warehouse):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.path))
+    def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection. DuckDB lets one process write a file at a time, so a process
+        that finds the file locked by another waits for it (up to ``LOCK_WAIT_SECONDS``)."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"{self.url}: {exc}") from None
+                time.sleep(0.05)  # back off while the other process finishes its transaction
         try:
             yield con
         finally:
@@ -61,7 +73,7 @@ class DuckDBWarehouse(Warehouse):
         cols = ", ".join(f'"{c}"' for c in schema.column_names)
         order = ", ".join(f'"{k}"' for k in (schema.date_column, *schema.key)
                           if k in schema.column_names)
-        with self._connect() as con:
+        with self._connect(read_only=True) as con:
             if not self._exists(con, schema.name):
                 return _empty(schema)
             frame = con.execute(f'SELECT {cols} FROM "{schema.name}"{where} ORDER BY {order}',
@@ -95,7 +107,7 @@ class DuckDBWarehouse(Warehouse):
         return len(frame)
 
     def count(self, schema: TableSchema) -> int:
-        with self._connect() as con:
+        with self._connect(read_only=True) as con:
             if not self._exists(con, schema.name):
                 return 0
             return int(con.execute(f'SELECT count(*) FROM "{schema.name}"').fetchone()[0])

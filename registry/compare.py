@@ -1,0 +1,115 @@
+"""One table of every registered version of every system, with the contract metrics of the run
+that produced it, which version is in production, and how often the two tree models disagree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from contracts import CATBOOST_V8, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TARGET, XGBOOST_V1
+from features.backfill import read_store
+from features.definitions import FEATURE_NAMES
+from registry.promotion import _client, production_version
+from warehouse import Warehouse, connect
+
+DISAGREE_POINTS = 3.0
+SHOWN = ("test_mae", "val_mae", "train_mae", "train_val_gap", "test_rmse", "test_within_3_pct", "n_train",
+         "n_test", *LINE_METRIC_KEYS)
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame
+    disagreement: dict[str, float]
+
+    def markdown(self) -> str:
+        header = "| " + " | ".join(self.table.columns) + " |"
+        rule = "|" + "---|" * len(self.table.columns)
+        body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.table.itertuples(index=False)]
+        return "\n".join([header, rule, *body, "", self._disagreement_text()]) + "\n"
+
+    def html(self) -> str:
+        return (self.table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")
+                + f"<p>{self._disagreement_text()}</p>\n")
+
+    def _disagreement_text(self) -> str:
+        if not self.disagreement:
+            return "XGBoost/CatBoost disagreement: needs a version of both."
+        d = self.disagreement
+        return (f"XGBoost v{d['xgboost_version']:.0f} and CatBoost v{d['catboost_version']:.0f} disagree by more "
+                f"than {DISAGREE_POINTS:.0f} points on {d['disagree_pct']:.1f}% of {d['games']:.0f} test games.")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def versions_table(client: MlflowClient) -> pd.DataFrame:
+    rows = []
+    for system in SYSTEMS:
+        try:
+            versions = client.search_model_versions(f"name = '{system}'")
+        except MlflowException:
+            continue
+        production = production_version(client, system)
+        for v in sorted(versions, key=lambda v: int(v.version)):
+            metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
+            rows.append({"system": system, "version": int(v.version),
+                         "production": "yes" if str(v.version) == production else "",
+                         **{k: float(metrics.get(k, np.nan)) for k in SHOWN if k in (*METRIC_KEYS, *LINE_METRIC_KEYS)}})
+    return pd.DataFrame(rows)
+
+
+def _chosen(client: MlflowClient, system: str) -> str | None:
+    """The production version, else the latest."""
+    chosen = production_version(client, system)
+    if chosen is None:
+        try:
+            versions = client.search_model_versions(f"name = '{system}'")
+        except MlflowException:
+            return None
+        chosen = str(max(int(v.version) for v in versions)) if versions else None
+    return chosen
+
+
+def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]:
+    """Share of the XGBoost version's test games where the two tree models differ by > 3 points."""
+    xgb_version, cat_version = _chosen(client, XGBOOST_V1), _chosen(client, CATBOOST_V8)
+    if xgb_version is None or cat_version is None:
+        return {}
+    tags = client.get_run(client.get_model_version(XGBOOST_V1, xgb_version).run_id).data.tags
+    start = dt.date.fromisoformat(tags["test_start"])
+    end = dt.date.fromisoformat(tags["data_range"].split("..")[1])
+    rows = read_store(warehouse, start, end)
+    rows = rows[rows[TARGET].notna()]
+    x = rows[list(FEATURE_NAMES)].astype(float)
+    xgb = mlflow.pyfunc.load_model(f"models:/{XGBOOST_V1}/{xgb_version}").predict(x)
+    cat = mlflow.pyfunc.load_model(f"models:/{CATBOOST_V8}/{cat_version}").predict(x)
+    return {"xgboost_version": float(xgb_version), "catboost_version": float(cat_version), "games": float(len(rows)),
+            "disagree_pct": float(100 * np.mean(np.abs(np.asarray(xgb) - np.asarray(cat)) > DISAGREE_POINTS))}
+
+
+def compare(warehouse: Warehouse | None = None, experiment_name: str = "nba-player-points") -> Comparison:
+    """Build the comparison and log it (Markdown and HTML) to a ``compare`` run of the experiment."""
+    client = _client()
+    result = Comparison(versions_table(client), disagreement(client, warehouse or connect()))
+    experiment = client.get_experiment_by_name(experiment_name)
+    # under `mlflow run` the entry point's run (MLFLOW_RUN_ID) receives the artifacts
+    resume = bool(os.environ.get("MLFLOW_RUN_ID"))
+    with mlflow.start_run(run_name=None if resume else "compare",
+                          experiment_id=None if resume or experiment is None else experiment.experiment_id):
+        mlflow.set_tag("kind", "compare")
+        mlflow.log_text(result.markdown(), "comparison.md")
+        mlflow.log_text(result.html(), "comparison.html")
+        if result.disagreement:
+            mlflow.log_metric("xgb_catboost_disagree_pct", result.disagreement["disagree_pct"])
+    return result

@@ -1,0 +1,121 @@
+"""The coordinator: predicts a whole game date through the worker and stores the predictions.
+
+It takes the date's feature rows (already in the store, or built from a slate of games not yet
+played), sends them to the worker over HTTP in batches, retries a failed batch, and writes
+``player_prop_predictions`` by key: a rerun replaces the same rows, and a partial failure keeps
+what finished and reports what did not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from contracts import FEATURE_STORE, PREDICTIONS_SCHEMA
+from features.backfill import read_store
+from features.definitions import FEATURE_STORE_SCHEMA
+from features.slate import build_slate
+from warehouse import Warehouse
+
+BATCH_SIZE = 200
+RETRIES = 3
+BACKOFF_SECONDS = 0.5
+
+
+class CoordinatorError(RuntimeError):
+    """Nothing to predict, or no worker to predict with; the message says which."""
+
+
+@dataclass
+class DateRun:
+    game_date: dt.date
+    rows: int = 0
+    written: int = 0
+    failed_batches: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_batches
+
+    def render(self) -> str:
+        text = f"{self.game_date}: {self.rows} player-games, {self.written} predictions written"
+        if self.missing:
+            text += f"; {len(self.missing)} without features"
+        if self.failed_batches:
+            text += f"; {len(self.failed_batches)} batch(es) failed: " + "; ".join(self.failed_batches)
+        return text
+
+
+def slate_features(warehouse: Warehouse, game_date: dt.date, slate: pd.DataFrame | None) -> pd.DataFrame:
+    """The date's feature rows: built from ``slate`` (and stored, target null) when one is given."""
+    if slate is not None:
+        rows = build_slate(warehouse, slate)
+        rows = rows[rows["game_date"] == game_date]
+        if rows.empty:
+            raise CoordinatorError(f"the slate has no games on {game_date}")
+        warehouse.write(FEATURE_STORE_SCHEMA, rows)
+        return rows
+    rows = read_store(warehouse, game_date, game_date)
+    if rows.empty:
+        raise CoordinatorError(f"{FEATURE_STORE} has no rows for {game_date}: backfill that date or give a slate")
+    return rows
+
+
+def _post_with_retries(client: httpx.Client, url: str, payload: dict) -> dict:
+    last: Exception | None = None
+    for attempt in range(RETRIES):
+        try:
+            response = client.post(url, json=payload)
+            if response.status_code < 500:
+                response.raise_for_status()
+                return response.json()
+            last = httpx.HTTPStatusError(f"worker answered {response.status_code}: {response.text[:200]}",
+                                         request=response.request, response=response)
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(BACKOFF_SECONDS * 2**attempt)  # give a restarting worker time to come back
+    raise last  # type: ignore[misc]
+
+
+def _rows_from_answer(answer: dict, source: str, created_at: pd.Timestamp) -> pd.DataFrame:
+    records = []
+    for item in answer["predictions"]:
+        for system, result in item["systems"].items():
+            records.append({
+                "game_date": dt.date.fromisoformat(item["game_date"]), "game_id": item["game_id"],
+                "player_id": item["player_id"], "system": system, "model_version": result["version"],
+                "predicted_points": result["predicted_points"],
+                "line": item["line"] if item["line"] is not None else np.nan,
+                "recommendation": result["recommendation"],
+                "p_over": result["p_over"] if result["p_over"] is not None else np.nan,
+                "source": source, "created_at": created_at})
+    return pd.DataFrame(records, columns=PREDICTIONS_SCHEMA.column_names)
+
+
+def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slate: pd.DataFrame | None = None,
+                 batch_size: int = BATCH_SIZE, source: str = "coordinator") -> DateRun:
+    rows = slate_features(warehouse, game_date, slate)
+    run = DateRun(game_date, rows=len(rows))
+    created_at = pd.Timestamp.now(tz="UTC").floor("s")
+    with httpx.Client(base_url=worker_url, timeout=60.0) as client:
+        for first in range(0, len(rows), batch_size):
+            batch = rows.iloc[first:first + batch_size]
+            payload = {"games": [{"player_id": int(p), "game_date": str(game_date)} for p in batch["player_id"]]}
+            label = f"rows {first}-{first + len(batch) - 1}"
+            try:
+                answer = _post_with_retries(client, "/predict", payload)
+            except (httpx.HTTPError, ValueError) as exc:
+                run.failed_batches.append(f"{label}: {exc}")
+                continue
+            run.missing += [m["reason"] for m in answer["missing"]]
+            frame = _rows_from_answer(answer, source, created_at)
+            if len(frame):
+                warehouse.write(PREDICTIONS_SCHEMA, frame)  # each finished batch is kept
+                run.written += len(frame)
+    return run

@@ -1,0 +1,143 @@
+"""The coordinator's HTTP service, and ``serve``: the worker and the coordinator on one machine.
+
+``POST /start`` (bearer token) predicts a game date in the background; ``GET /jobs/{id}`` reports
+it. ``POST /backfill`` (bearer token) rebuilds feature-store dates and, through the event bus,
+starts a prediction of every date it completes: the Phase 4 → Phase 5 trigger of the old system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import threading
+import uuid
+from typing import Annotated, Any
+
+import pandas as pd
+import uvicorn
+from fastapi import Depends, FastAPI, Header, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+import settings
+from features.backfill import backfill
+from serving.coordinator import CoordinatorError, DateRun, predict_date
+from serving.events import DateReady, EventBus, bus_from_url
+from serving.worker import create_app
+from warehouse import Warehouse, connect
+
+
+class SlateGame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    team: str = Field(min_length=2, max_length=3)
+    opponent: str = Field(min_length=2, max_length=3)
+    is_home: bool
+    players: list[int] | None = None
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    game_date: dt.date
+    slate: list[SlateGame] | None = Field(default=None, description="games not yet in the store")
+
+
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start_date: dt.date
+    end_date: dt.date
+    box_scores: str = ""
+    lines: str = ""
+
+
+class Jobs:
+    """Prediction runs started over HTTP or by events, one thread each, kept for ``GET /jobs``."""
+
+    def __init__(self, worker_url: str, warehouse: Warehouse) -> None:
+        self.worker_url, self.warehouse = worker_url, warehouse
+        self.state: dict[str, dict[str, Any]] = {}
+        self.threads: dict[str, threading.Thread] = {}
+
+    def start(self, game_date: dt.date, slate: pd.DataFrame | None = None, source: str = "coordinator") -> str:
+        job = uuid.uuid4().hex[:12]
+        self.state[job] = {"job": job, "game_date": str(game_date), "status": "running", "source": source}
+
+        def run() -> None:
+            try:
+                result: DateRun = predict_date(game_date, self.worker_url, self.warehouse, slate, source=source)
+                self.state[job].update(status="done" if result.ok else "partial", summary=result.render(),
+                                       written=result.written, failed_batches=result.failed_batches)
+            except (CoordinatorError, ValueError) as exc:
+                self.state[job].update(status="failed", summary=str(exc))
+
+        self.threads[job] = threading.Thread(target=run, name=f"predict-{game_date}", daemon=True)
+        self.threads[job].start()
+        return job
+
+    def wait(self, job: str, timeout: float | None = None) -> dict[str, Any]:
+        self.threads[job].join(timeout)
+        return self.state[job]
+
+
+def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, token: str | None = None,
+                           bus: EventBus | None = None) -> FastAPI:
+    warehouse = warehouse or connect()
+    token = token if token is not None else settings.worker_token()
+    jobs = Jobs(worker_url, warehouse)
+    if bus is not None:
+        bus.subscribe(lambda event: jobs.start(event.game_date, source="event"))
+    app = FastAPI(title="NBA points prediction coordinator")
+    app.state.jobs = jobs
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not token:
+            raise HTTPException(403, "disabled: start the coordinator with WORKER_TOKEN set")
+        if not hmac.compare_digest((authorization or "").removeprefix("Bearer ").strip().encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "worker": worker_url}
+
+    @app.post("/start", status_code=202, dependencies=[Depends(authorised)])
+    def start(request: StartRequest) -> dict[str, Any]:
+        slate = None
+        if request.slate:
+            slate = pd.DataFrame([{**g.model_dump(), "game_date": request.game_date} for g in request.slate])
+        return jobs.state[jobs.start(request.game_date, slate)]
+
+    @app.get("/jobs/{job}")
+    def job_state(job: str) -> dict[str, Any]:
+        if job not in jobs.state:
+            raise HTTPException(404, f"no job {job!r}")
+        return jobs.state[job]
+
+    @app.post("/backfill", dependencies=[Depends(authorised)])
+    def run_backfill(request: BackfillRequest) -> dict[str, Any]:
+        if request.start_date > request.end_date:
+            raise HTTPException(422, f"start_date {request.start_date} is after end_date {request.end_date}")
+        publish = (lambda day: bus.publish(DateReady(day))) if bus is not None else None
+        summary = backfill(warehouse, request.box_scores or settings.BOX_SCORES_DEFAULT,
+                           request.lines or settings.LINES_DEFAULT, request.start_date, request.end_date,
+                           progress=False, on_date_complete=publish)
+        return {"summary": summary.render(), "dates": summary.dates, "rows": summary.rows}
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess") -> None:
+    """The worker on ``port`` and the coordinator on ``port + 1``, in one process."""
+    warehouse = connect()
+    bus = bus_from_url(event_bus)
+    worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
+    coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
+    servers = [uvicorn.Server(uvicorn.Config(app, host=host, port=p, log_level="info"))
+               for app, p in ((worker, port), (coordinator, port + 1))]
+
+    async def both() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    try:
+        asyncio.run(both())
+    finally:
+        if bus is not None:
+            bus.close()

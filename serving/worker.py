@@ -1,0 +1,217 @@
+"""The prediction worker: serves every system's production version over HTTP.
+
+``GET /`` lists the loaded systems, ``GET /health`` says whether anything can be served,
+``POST /predict`` answers (player_id, game_date) pairs from the feature store or explicit feature
+rows, and ``POST /reload`` (bearer token) picks up a promotion or rollback at once; the worker also
+polls the registry every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+import settings
+from contracts import SYSTEMS
+from features.backfill import read_store
+from features.definitions import FEATURE_NAMES
+from registry.predictions import recommendation
+from serving.models import ProductionModels
+from warehouse import Warehouse, connect
+
+MAX_ITEMS = 5000
+CACHE_SECONDS = 60.0
+
+
+class PlayerGame(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    player_id: int = Field(gt=0, description="NBA person id")
+    game_date: dt.date
+    line: float | None = Field(default=None, ge=0, le=150, description="points line; default: the stored one")
+
+
+FeatureRow = create_model(
+    "FeatureRow", __config__=ConfigDict(extra="forbid"),
+    player_id=(int | None, Field(default=None, gt=0)), game_date=(dt.date | None, None),
+    game_id=(str | None, None), line=(float | None, Field(default=None, ge=0, le=150)),
+    **{name: (float | None, Field(...)) for name in FEATURE_NAMES},  # every feature required, null allowed
+)
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    games: list[PlayerGame] = Field(default_factory=list, max_length=MAX_ITEMS)
+    rows: list[FeatureRow] = Field(default_factory=list, max_length=MAX_ITEMS)  # type: ignore[valid-type]
+    systems: list[Literal[SYSTEMS]] | None = Field(default=None, description="default: every loaded system")
+
+    @model_validator(mode="after")
+    def _something_to_predict(self) -> PredictRequest:
+        if not self.games and not self.rows:
+            raise ValueError("give at least one item in games or rows")
+        return self
+
+
+class FeatureCache:
+    """Feature rows of a game date, read once and kept ``CACHE_SECONDS``: a slate is asked for
+    many times in an evening, and one read per date keeps a single prediction in milliseconds."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._dates: dict[dt.date, tuple[float, pd.DataFrame]] = {}
+
+    def rows(self, day: dt.date) -> pd.DataFrame:
+        cached = self._dates.get(day)
+        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+            frame = read_store(self.warehouse, day, day).set_index("player_id", drop=False)
+            cached = (time.monotonic(), frame)
+            self._dates[day] = cached
+        return cached[1]
+
+    def clear(self) -> None:
+        self._dates.clear()
+
+
+def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    found, missing = [], []
+    for item in games:
+        day = cache.rows(item.game_date)
+        if item.player_id not in day.index:
+            missing.append({"player_id": item.player_id, "game_date": str(item.game_date),
+                            "reason": f"no feature row for player_id {item.player_id} on {item.game_date}"})
+            continue
+        row = day.loc[[item.player_id]].iloc[:1].copy()
+        if item.line is not None:
+            row["vegas_points_line"] = item.line
+        found.append(row)
+    frame = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[*FEATURE_NAMES])
+    return frame, missing
+
+
+def _explicit(rows: list[BaseModel]) -> pd.DataFrame:
+    frame = pd.DataFrame([r.model_dump() for r in rows])
+    frame[list(FEATURE_NAMES)] = frame[list(FEATURE_NAMES)].astype(float)
+    has_line = frame["line"].notna()
+    frame.loc[has_line, "vegas_points_line"] = frame.loc[has_line, "line"]
+    return frame
+
+
+def predict_frame(models: ProductionModels, frame: pd.DataFrame, systems: list[str] | None) -> list[dict]:
+    """Every requested system's prediction for every row, led by the best loaded system."""
+    loaded = models.loaded
+    chosen = [s for s in (systems or list(SYSTEMS)) if s in loaded]
+    line = frame["vegas_points_line"].to_numpy(float) if "vegas_points_line" in frame else np.full(len(frame), np.nan)
+    per_system = {}
+    for name in chosen:
+        bundle = loaded[name].bundle
+        predicted = np.asarray(bundle.predict(frame), dtype=float)
+        p_over = bundle.p_over(predicted, line)
+        per_system[name] = (predicted, recommendation(predicted, line), p_over)
+    lead = next((s for s in ("ensemble_v1", "catboost_v8", "xgboost_v1", "moving_average") if s in per_system), None)
+    out = []
+    for i in range(len(frame)):
+        has_line = not np.isnan(line[i])
+        item: dict[str, Any] = {
+            "player_id": _int_or_none(frame, "player_id", i), "game_date": _str_or_none(frame, "game_date", i),
+            "game_id": _str_or_none(frame, "game_id", i), "line": float(line[i]) if has_line else None,
+            "systems": {name: {"version": loaded[name].version, "predicted_points": round(float(p[i]), 3),
+                               "recommendation": str(r[i]), "p_over": round(float(po[i]), 4) if has_line else None}
+                        for name, (p, r, po) in per_system.items()},
+        }
+        if lead is not None:
+            item.update(system=lead, predicted_points=item["systems"][lead]["predicted_points"],
+                        recommendation=item["systems"][lead]["recommendation"],
+                        p_over=item["systems"][lead]["p_over"])
+        out.append(item)
+    return out
+
+
+def _int_or_none(frame: pd.DataFrame, column: str, i: int) -> int | None:
+    if column not in frame or pd.isna(frame[column].iloc[i]):
+        return None
+    return int(frame[column].iloc[i])
+
+
+def _str_or_none(frame: pd.DataFrame, column: str, i: int) -> str | None:
+    if column not in frame or pd.isna(frame[column].iloc[i]):
+        return None
+    return str(frame[column].iloc[i])
+
+
+def create_app(models: ProductionModels | None = None, warehouse: Warehouse | None = None,
+               token: str | None = None, poll_seconds: float = 30.0) -> FastAPI:
+    models = models or ProductionModels()
+    cache = FeatureCache(warehouse or connect())
+    token = token if token is not None else settings.worker_token()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(poll_seconds):
+            if models.refresh():
+                cache.clear()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        models.refresh()
+        poller = threading.Thread(target=poll, name="registry-poll", daemon=True)
+        if poll_seconds > 0:
+            poller.start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="NBA points prediction worker", lifespan=lifespan,
+                  description="Serves the production version of every prediction system in the MLflow registry.")
+    app.state.models, app.state.cache = models, cache
+
+    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not token:
+            raise HTTPException(403, "reload is disabled: start the worker with WORKER_TOKEN set")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    @app.get("/")
+    def index() -> dict[str, Any]:
+        return {"systems": {name: s.describe() for name, s in models.loaded.items()}, "errors": dict(models.errors)}
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        if models.loaded:
+            return JSONResponse({"status": "ok", "systems": sorted(models.loaded)})
+        reason = "no system has a production version loaded"
+        if models.errors:
+            reason += ": " + "; ".join(f"{k} {v}" for k, v in models.errors.items())
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+
+    @app.post("/predict")
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        if not models.loaded:
+            raise HTTPException(503, "no system has a production version loaded")
+        frames, missing = [], []
+        if request.games:
+            found, missing = _lookup(cache, request.games)
+            frames.append(found)
+        if request.rows:
+            frames.append(_explicit(request.rows))
+        frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+        predictions = predict_frame(models, frame, request.systems) if frame is not None else []
+        return {"predictions": predictions, "missing": missing}
+
+    @app.post("/reload", dependencies=[Depends(authorised)])
+    def reload() -> dict[str, Any]:
+        changes = models.refresh()
+        cache.clear()
+        return {"changes": changes, "systems": {n: s.version for n, s in models.loaded.items()},
+                "errors": dict(models.errors)}
+
+    return app

@@ -1,0 +1,112 @@
+"""Scaling out with existing engines: a shared Optuna study, a real MLflow tracking server, backtests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+import settings
+from contracts import PREDICTIONS_SCHEMA
+from features.definitions import FEATURE_STORE_SCHEMA
+from serving.local import free_port
+from training.backtest import backtest
+from warehouse import connect
+
+SMALL = ["--start-date", "2024-10-22", "--end-date", "2025-01-31", "--test-start", "2025-01-01", "--quiet"]
+
+
+def _train(env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "cli.py", "train", *SMALL, *args], cwd=settings.REPO_ROOT,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_train_processes_share_one_study(small_store: str, tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = {"WAREHOUSE_URL": small_store, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_ROOT": (tmp_path / "artifacts").as_uri()}
+    # the tracking database is created by one process first: SQLite schema creation is not concurrent
+    MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
+    args = ("--systems", "xgboost_v1", "--n-trials", "6", "--study-name", "shared", "--optuna-storage", storage)
+    procs = [_train(env, *args) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared-xgboost_v1", storage=storage)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 6 <= len(finished) <= 7  # together they stop at n_trials (one trial may be in flight at the stop)
+    assert len({t.user_attrs["worker"] for t in finished}) == 2
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, deadline_s: float = 120) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else "mlflow server exited"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # polling a starting server's readiness endpoint, bounded by the deadline
+    raise AssertionError("mlflow server did not become ready")
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                             "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_training_against_a_tracking_server(small_store: str, tracking_server: str) -> None:
+    proc = _train({"WAREHOUSE_URL": small_store, "MLFLOW_TRACKING_URI": tracking_server},
+                  "--systems", "moving_average,xgboost_v1", "--n-trials", "1")
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output
+    client = MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name("nba-player-points")
+    runs = client.search_runs([experiment.experiment_id], "tags.system = 'xgboost_v1'")
+    assert len(runs) == 1 and runs[0].data.metrics["test_mae"] > 0
+    assert client.get_registered_model("xgboost_v1").name == "xgboost_v1"
+    mlflow.set_tracking_uri(tracking_server)
+    try:
+        model = mlflow.pyfunc.load_model("models:/xgboost_v1/1")  # artifacts come through the server
+    finally:
+        mlflow.set_tracking_uri(settings.tracking_uri())
+    assert model.metadata.run_id == runs[0].info.run_id
+
+
+def test_backtest_writes_one_prediction_per_game_and_system(small_store: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    store = connect(small_store)
+    systems = ("moving_average", "xgboost_v1", "ensemble_v1")
+    result = backtest(dt.date(2024, 12, 15), dt.date(2025, 1, 13), systems, warehouse=store, progress=False)
+    stored = store.read(PREDICTIONS_SCHEMA, date_range=(dt.date(2024, 12, 15), dt.date(2025, 1, 13)))
+    mine = stored[stored.source == f"backtest:{result.run_id}"]
+    games = store.read(FEATURE_STORE_SCHEMA, date_range=(dt.date(2024, 12, 15), dt.date(2025, 1, 13)))
+    assert len(mine) == len(games) * len(systems)
+    assert not mine.duplicated(["game_id", "player_id", "system"]).any()
+    assert set(mine.model_version) == {"backtest-2024-12", "backtest-2025-01"}
+    run = MlflowClient().get_run(result.run_id)
+    for system in systems:
+        assert run.data.metrics[f"{system}.test_line_mae"] == pytest.approx(result.metrics[system]["test_line_mae"])
+        assert f"{system}.test_model_mae_on_lines" in run.data.metrics and f"{system}.test_hit_rate" in run.data.metrics

@@ -1,0 +1,116 @@
+"""The main job, run for real on a slice of the shipped data: what a user finds in MLflow after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from contracts import LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TUNED_SYSTEMS
+from features.backfill import read_store
+from features.definitions import FEATURE_NAMES
+from registry.points_model import loaded_bundle
+from training.splits import SplitError, time_splits
+from training.train import DEFAULT_EXPERIMENT, ConfigError, TrainConfig, train
+from training.tuning import StorageError
+from warehouse import connect
+
+
+def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> None:
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    for system, result in trained_env["results"].items():
+        run = client.get_run(result.run_id)
+        assert run.info.experiment_id == experiment.experiment_id and run.info.status == "FINISHED"
+        assert set(METRIC_KEYS) | set(LINE_METRIC_KEYS) <= set(run.data.metrics), system
+        assert run.data.tags["feature_version"] and run.data.tags["data_range"] == "2024-10-22..2025-02-15"
+        assert run.data.tags["git_commit"]
+        assert run.data.metrics["n_test"] == result.metrics["n_test"] > 5000
+        assert 0 <= run.data.metrics["test_within_3_pct"] <= 100
+    assert set(trained_env["results"]) == set(SYSTEMS)
+
+
+def test_tuned_systems_nest_their_trials(trained_env: dict) -> None:
+    client = MlflowClient()
+    for system in TUNED_SYSTEMS:
+        parent = trained_env["results"][system].run_id
+        trials = client.search_runs([client.get_run(parent).info.experiment_id],
+                                    f"tags.mlflow.parentRunId = '{parent}'")
+        assert len(trials) == 2
+        assert {t.data.tags["trial_state"] for t in trials} <= {"COMPLETE", "PRUNED"}
+        assert all(t.info.status == "FINISHED" and "val_mae" in t.data.metrics for t in trials)
+        assert "optuna_study" in client.get_run(parent).data.params
+
+
+def test_runs_carry_plots_importances_and_dataset_lineage(trained_env: dict) -> None:
+    client = MlflowClient()
+    for system, result in trained_env["results"].items():
+        files = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+        assert {"plots/residuals.png", "plots/predicted_vs_actual.png", "plots/calibration.png"} <= files
+        name = "weights.json" if system == "ensemble_v1" else "feature_importance.json"
+        values = json.loads(Path(client.download_artifacts(result.run_id, name)).read_text())
+        assert values and all(v >= 0 for v in values.values())
+        if system == "xgboost_v1":
+            assert set(values) == set(FEATURE_NAMES)
+        inputs = client.get_run(result.run_id).inputs.dataset_inputs
+        assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "val"]
+        assert all(i.dataset.digest and "ml_feature_store_v2" in i.dataset.name for i in inputs)
+
+
+def test_registered_models_predict_what_the_run_measured(trained_env: dict, small_store: str) -> None:
+    client = MlflowClient()
+    test = read_store(connect(small_store), dt.date(2025, 1, 1), dt.date(2025, 2, 15))
+    test = test[test.points.notna()]
+    for system, result in trained_env["results"].items():
+        version = client.get_model_version(system, result.version)
+        assert f"test_mae {result.metrics['test_mae']:.3f}" in version.description
+        assert result.run_id in version.description
+        model = mlflow.pyfunc.load_model(f"models:/{system}/{result.version}")
+        predicted = model.predict(test[list(FEATURE_NAMES)].astype(float))
+        assert np.isclose(np.mean(np.abs(predicted - test.points)), result.metrics["test_mae"])
+    ensemble_version = trained_env["results"]["ensemble_v1"].version
+    ensemble = loaded_bundle(mlflow.pyfunc.load_model(f"models:/ensemble_v1/{ensemble_version}"))
+    assert set(ensemble.members) == {"moving_average", "xgboost_v1", "catboost_v8"}
+    assert np.isclose(sum(ensemble.meta["weights"].values()), 1.0)
+
+
+def test_models_beat_the_moving_average_even_on_a_small_slice(trained_env: dict) -> None:
+    results = trained_env["results"]
+    best = min(results[s].metrics["test_mae"] for s in ("xgboost_v1", "catboost_v8", "ensemble_v1"))
+    assert best < results["moving_average"].metrics["test_mae"]
+    assert all(r.metrics["train_val_gap"] < 1.5 for r in results.values())
+
+
+def test_splits_are_ordered_in_time(small_store: str) -> None:
+    splits = time_splits(read_store(connect(small_store)), end=dt.date(2025, 2, 15), test_start=dt.date(2025, 1, 1))
+    assert max(splits.train.game_date) < splits.val_start <= min(splits.val.game_date)
+    assert max(splits.val.game_date) < splits.test_start == min(splits.test.game_date)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"systems": ("xgboost_v1", "lightgbm")}, "systems includes 'lightgbm'; known systems are"),
+    ({"n_trials": 0}, "n_trials is 0; it must be at least 1"),
+    ({"start_date": dt.date(2025, 2, 1), "end_date": dt.date(2025, 1, 1)}, "start_date 2025-02-01 is after end_date"),
+    ({"systems": ("ensemble_v1",)}, "needs at least one other system"),
+])
+def test_bad_settings_stop_before_any_work(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**change).validate()
+
+
+def test_unreachable_optuna_storage_is_one_sentence(tmp_path) -> None:
+    with pytest.raises(StorageError, match=r"optuna_storage 'sqlite:////no/such/dir/optuna.db' cannot be opened"):
+        TrainConfig(optuna_storage="sqlite:////no/such/dir/optuna.db").validate()
+
+
+def test_an_empty_range_names_the_dates(small_store: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    config = TrainConfig(start_date=dt.date(2030, 1, 1), systems=("moving_average",))
+    with pytest.raises(SplitError, match="no played games in the feature store between 2030-01-01"):
+        train(config, connect(small_store), progress=False)
+    assert not (tmp_path / "mlflow.db").exists()  # nothing was logged
