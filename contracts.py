@@ -45,16 +45,21 @@ KEY_COLUMNS = ("player_id", "game_id")
 _BOX_STATS = ("minutes", "points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb",
               "reb", "ast", "stl", "blk", "tov", "pf", "plus_minus")
 
+# who played, when and against whom: the leading columns of every player-game table
+PLAYER_GAME_COLUMNS = (
+    Column("player_id", "INT64", False),
+    Column("player_name", "STRING", False),
+    Column("game_id", "STRING", False),
+    Column("game_date", "DATE", False),
+    Column("season", "STRING", False),
+    Column("team", "STRING", False),
+    Column("opponent", "STRING", False),
+)
+
 BOX_SCORES_SCHEMA = TableSchema(
     BOX_SCORES,
     (
-        Column("player_id", "INT64", False),
-        Column("player_name", "STRING", False),
-        Column("game_id", "STRING", False),
-        Column("game_date", "DATE", False),
-        Column("season", "STRING", False),
-        Column("team", "STRING", False),
-        Column("opponent", "STRING", False),
+        *PLAYER_GAME_COLUMNS,
         Column("is_home", "BOOL", False),
         Column("win", "BOOL"),
         *(Column(s, "INT64", s == "plus_minus") for s in _BOX_STATS),

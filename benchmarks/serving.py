@@ -359,8 +359,9 @@ def main() -> int:
 
     results = [s_ours, s_mlflow, b_ours, b_mlflow, g_ours, l_ours]
     print_table(results)
+    kinds = f" {load['errors']}" if load["errors"] else ""
     print(f"load run: {load['seconds']:.1f} s, {l_ours['requests_per_s']:,.0f} requests/s, "
-          f"{error_count} error(s) {load['errors'] or ''}, {load['skipped']} not sent (deadline)")
+          f"{error_count} error(s){kinds}, {load['skipped']} not sent (deadline)")
     print("note: the worker runs in this process and shares its GIL with the benchmark's client; "
           "mlflow models serve runs in its own process")
 

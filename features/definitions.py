@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contracts import FEATURE_STORE, KEY_COLUMNS, TARGET, Column, TableSchema
+from contracts import FEATURE_STORE, KEY_COLUMNS, PLAYER_GAME_COLUMNS, TARGET, Column, TableSchema
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,7 @@ assert len(FEATURE_NAMES) == 33 and len(set(FEATURE_NAMES)) == 33
 FEATURE_STORE_SCHEMA = TableSchema(
     FEATURE_STORE,
     (
-        Column("player_id", "INT64", False),
-        Column("player_name", "STRING", False),
-        Column("game_id", "STRING", False),
-        Column("game_date", "DATE", False),
-        Column("season", "STRING", False),
-        Column("team", "STRING", False),
-        Column("opponent", "STRING", False),
+        *PLAYER_GAME_COLUMNS,
         *(Column(name, "FLOAT64") for name in FEATURE_NAMES),
         Column(TARGET, "FLOAT64"),
         Column("feature_version", "STRING", False),

@@ -35,21 +35,26 @@ class Bundle:
     def features(self) -> list[str]:
         return list(self.meta["features"])
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, known: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
+        """Predicted points per row. ``known`` holds predictions already made for these rows by
+        (system, version): an ensemble reuses those of its members instead of predicting twice."""
         kind = self.meta["kind"]
         if kind == "ensemble":
-            weights = self.meta["weights"]
-            return sum(weights[name] * member.predict(frame) for name, member in self.members.items())
-        x = frame[self.features].astype(float)
+            known = known or {}
+            versions = self.meta.get("member_versions", {})
+            total = np.zeros(len(frame))
+            for name, member in self.members.items():
+                reused = known.get((name, str(versions.get(name))))
+                total += self.meta["weights"][name] * (reused if reused is not None else member.predict(frame))
+            return total
+        x = frame[self.features].to_numpy(dtype=float)
         if kind == "moving_average":
             pred = np.full(len(x), np.nan)
             for column in self.meta["columns"]:  # the chosen average, then the next best where it is null
-                pred = np.where(np.isnan(pred), x[column].to_numpy(), pred)
+                pred = np.where(np.isnan(pred), x[:, self.features.index(column)], pred)
             return np.where(np.isnan(pred), self.meta["fallback"], pred)
         if kind == "xgboost":
-            import xgboost as xgb
-
-            return self.model.predict(xgb.DMatrix(x, feature_names=self.features))
+            return np.asarray(self.model.inplace_predict(x), dtype=float)  # columns in training order
         if kind == "catboost":
             return np.asarray(self.model.predict(x), dtype=float)
         raise ValueError(f"bundle kind {kind!r} is not one of moving_average, xgboost, catboost, ensemble")

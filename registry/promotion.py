@@ -53,7 +53,8 @@ class Event:
     figures: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
-        figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.figures.items())
+        figures = ", ".join(f"{k} {v:.0f}" if float(v).is_integer() else f"{k} {v:.3f}"
+                            for k, v in self.figures.items())
         arrow = f"v{self.from_version or '-'} -> v{self.version}" if self.action != "refuse" else f"v{self.version}"
         text = f"{self.when}  {self.action:<8} {arrow:<12} by {self.who}"
         return text + (f"  [{figures}]" if figures else "") + (f"  reason: {self.reason}" if self.reason else "")
@@ -98,7 +99,7 @@ def _check_system(system: str) -> None:
 
 def production_version(client: MlflowClient, system: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(system, PRODUCTION_ALIAS).version
+        return str(client.get_model_version_by_alias(system, PRODUCTION_ALIAS).version)
     except MlflowException:
         return None
 

@@ -67,9 +67,9 @@ def slate_features(warehouse: Warehouse, game_date: dt.date, slate: pd.DataFrame
     return rows
 
 
-def _post_with_retries(client: httpx.Client, url: str, payload: dict) -> dict:
+def _post_with_retries(client: httpx.Client, url: str, payload: dict, retries: int, backoff: float) -> dict:
     last: Exception | None = None
-    for attempt in range(RETRIES):
+    for attempt in range(retries):
         try:
             response = client.post(url, json=payload)
             if response.status_code < 500:
@@ -79,7 +79,8 @@ def _post_with_retries(client: httpx.Client, url: str, payload: dict) -> dict:
                                          request=response.request, response=response)
         except httpx.TransportError as exc:
             last = exc
-        time.sleep(BACKOFF_SECONDS * 2**attempt)  # give a restarting worker time to come back
+        if attempt + 1 < retries:
+            time.sleep(backoff * 2**attempt)  # give a restarting worker time to come back
     raise last  # type: ignore[misc]
 
 
@@ -99,7 +100,8 @@ def _rows_from_answer(answer: dict, source: str, created_at: pd.Timestamp) -> pd
 
 
 def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slate: pd.DataFrame | None = None,
-                 batch_size: int = BATCH_SIZE, source: str = "coordinator") -> DateRun:
+                 batch_size: int = BATCH_SIZE, source: str = "coordinator", retries: int = RETRIES,
+                 backoff: float = BACKOFF_SECONDS) -> DateRun:
     rows = slate_features(warehouse, game_date, slate)
     run = DateRun(game_date, rows=len(rows))
     created_at = pd.Timestamp.now(tz="UTC").floor("s")
@@ -109,7 +111,7 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
             payload = {"games": [{"player_id": int(p), "game_date": str(game_date)} for p in batch["player_id"]]}
             label = f"rows {first}-{first + len(batch) - 1}"
             try:
-                answer = _post_with_retries(client, "/predict", payload)
+                answer = _post_with_retries(client, "/predict", payload, retries, backoff)
             except (httpx.HTTPError, ValueError) as exc:
                 run.failed_batches.append(f"{label}: {exc}")
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,15 +20,15 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 import settings
-from contracts import SYSTEMS
+from contracts import ENSEMBLE_V1, SYSTEMS
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
 from registry.predictions import recommendation
-from serving.models import ProductionModels
+from serving.models import LEAD_ORDER, ProductionModels
 from warehouse import Warehouse, connect
 
 MAX_ITEMS = 5000
@@ -99,53 +100,55 @@ def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[pd.DataFrame,
 
 
 def _explicit(rows: list[BaseModel]) -> pd.DataFrame:
-    frame = pd.DataFrame([r.model_dump() for r in rows])
-    frame[list(FEATURE_NAMES)] = frame[list(FEATURE_NAMES)].astype(float)
-    has_line = frame["line"].notna()
-    frame.loc[has_line, "vegas_points_line"] = frame.loc[has_line, "line"]
+    """Explicit feature rows as a frame; a row's ``line`` stands in for the stored line."""
+    dumped = [r.model_dump() for r in rows]
+    frame = pd.DataFrame(np.array([[d[name] for name in FEATURE_NAMES] for d in dumped], dtype=float),
+                         columns=list(FEATURE_NAMES))
+    line = np.array([d["line"] for d in dumped], dtype=float)
+    frame["vegas_points_line"] = np.where(np.isnan(line), frame["vegas_points_line"].to_numpy(), line)
+    for key in ("player_id", "game_date", "game_id"):
+        frame[key] = [d[key] for d in dumped]
     return frame
+
+
+def _column(frame: pd.DataFrame, name: str, cast: type) -> list[Any]:
+    """A key column as plain Python values (None where unknown), for the JSON answer."""
+    if name not in frame:
+        return [None] * len(frame)
+    return [None if v is None or v != v else cast(v) for v in frame[name].tolist()]
 
 
 def predict_frame(models: ProductionModels, frame: pd.DataFrame, systems: list[str] | None) -> list[dict]:
     """Every requested system's prediction for every row, led by the best loaded system."""
     loaded = models.loaded
     chosen = [s for s in (systems or list(SYSTEMS)) if s in loaded]
+    chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
     line = frame["vegas_points_line"].to_numpy(float) if "vegas_points_line" in frame else np.full(len(frame), np.nan)
-    per_system = {}
+    has_line = ~np.isnan(line)
+    known: dict[tuple[str, str], np.ndarray] = {}
+    answers: dict[str, list[dict[str, Any]]] = {}
     for name in chosen:
-        bundle = loaded[name].bundle
-        predicted = np.asarray(bundle.predict(frame), dtype=float)
-        p_over = bundle.p_over(predicted, line)
-        per_system[name] = (predicted, recommendation(predicted, line), p_over)
-    lead = next((s for s in ("ensemble_v1", "catboost_v8", "xgboost_v1", "moving_average") if s in per_system), None)
+        system = loaded[name]
+        predicted = np.asarray(system.bundle.predict(frame, known), dtype=float)
+        known[(name, system.version)] = predicted
+        calls = recommendation(predicted, line).tolist()
+        p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan).tolist()
+        answers[name] = [{"version": system.version, "predicted_points": round(p, 3), "recommendation": c,
+                          "p_over": None if po != po else po}
+                         for p, c, po in zip(predicted.tolist(), calls, p_over, strict=True)]
+    lead = next((s for s in LEAD_ORDER if s in answers), None)
+    keys = zip(_column(frame, "player_id", int), _column(frame, "game_date", str), _column(frame, "game_id", str),
+               [float(v) if h else None for v, h in zip(line.tolist(), has_line.tolist(), strict=True)], strict=True)
     out = []
-    for i in range(len(frame)):
-        has_line = not np.isnan(line[i])
-        item: dict[str, Any] = {
-            "player_id": _int_or_none(frame, "player_id", i), "game_date": _str_or_none(frame, "game_date", i),
-            "game_id": _str_or_none(frame, "game_id", i), "line": float(line[i]) if has_line else None,
-            "systems": {name: {"version": loaded[name].version, "predicted_points": round(float(p[i]), 3),
-                               "recommendation": str(r[i]), "p_over": round(float(po[i]), 4) if has_line else None}
-                        for name, (p, r, po) in per_system.items()},
-        }
+    for i, (player_id, game_date, game_id, row_line) in enumerate(keys):
+        item: dict[str, Any] = {"player_id": player_id, "game_date": game_date, "game_id": game_id,
+                                "line": row_line, "systems": {name: rows[i] for name, rows in answers.items()}}
         if lead is not None:
-            item.update(system=lead, predicted_points=item["systems"][lead]["predicted_points"],
-                        recommendation=item["systems"][lead]["recommendation"],
-                        p_over=item["systems"][lead]["p_over"])
+            first = answers[lead][i]
+            item.update(system=lead, predicted_points=first["predicted_points"],
+                        recommendation=first["recommendation"], p_over=first["p_over"])
         out.append(item)
     return out
-
-
-def _int_or_none(frame: pd.DataFrame, column: str, i: int) -> int | None:
-    if column not in frame or pd.isna(frame[column].iloc[i]):
-        return None
-    return int(frame[column].iloc[i])
-
-
-def _str_or_none(frame: pd.DataFrame, column: str, i: int) -> str | None:
-    if column not in frame or pd.isna(frame[column].iloc[i]):
-        return None
-    return str(frame[column].iloc[i])
 
 
 def create_app(models: ProductionModels | None = None, warehouse: Warehouse | None = None,
@@ -194,7 +197,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
     @app.post("/predict")
-    def predict(request: PredictRequest) -> dict[str, Any]:
+    def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
         frames, missing = [], []
@@ -205,7 +208,8 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
             frames.append(_explicit(request.rows))
         frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
         predictions = predict_frame(models, frame, request.systems) if frame is not None else []
-        return {"predictions": predictions, "missing": missing}
+        # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again
+        return Response(json.dumps({"predictions": predictions, "missing": missing}), media_type="application/json")
 
     @app.post("/reload", dependencies=[Depends(authorised)])
     def reload() -> dict[str, Any]:

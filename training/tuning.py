@@ -62,7 +62,8 @@ def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | 
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, in a shared study
         pruned: optuna.TrialPruned | None = None
         with mlflow.start_run(run_name=f"{system.NAME}-trial-{trial.number}", nested=True,
-                              parent_run_id=parent.info.run_id if parent else None):
+                              parent_run_id=parent.info.run_id if parent else None,
+                              experiment_id=parent.info.experiment_id if parent else None):
             mlflow.log_params(params)
             mlflow.set_tags({"optuna_study": study_name, "optuna_trial": trial.number, "system": system.NAME})
 

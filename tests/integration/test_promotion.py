@@ -29,7 +29,7 @@ def _stage_holders(client: MlflowClient, system: str) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         versions = client.search_model_versions(f"name = '{system}'")
-    return [v.version for v in versions if v.current_stage == "Production"]
+    return [str(v.version) for v in versions if v.current_stage == "Production"]
 
 
 def register_weak_xgboost(small_store: str, tmp_path: Path) -> str:
@@ -39,7 +39,7 @@ def register_weak_xgboost(small_store: str, tmp_path: Path) -> str:
     splits = time_splits(read_store(connect(small_store)), end=dt.date(2025, 2, 15), test_start=dt.date(2025, 1, 1))
     booster = xgb.train({"max_depth": 1, "eta": 0.3}, xgb.DMatrix(splits.x("train"), splits.y("train")), 1)
     folder = tmp_path / "weak"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     booster.save_model(str(folder / "model.json"))
     val_pred = booster.predict(xgb.DMatrix(splits.x("val")))
     write_meta(folder, {"kind": "xgboost", "model_file": "model.json", "system": "xgboost_v1",
@@ -50,7 +50,7 @@ def register_weak_xgboost(small_store: str, tmp_path: Path) -> str:
         mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
                                 registered_model_name="xgboost_v1")
     versions = MlflowClient().search_model_versions(f"run_id = '{run.info.run_id}'")
-    return versions[0].version
+    return str(versions[0].version)
 
 
 def test_promote_load_both_ways_rollback_and_history(trained_env: dict, small_store: str, tmp_path: Path) -> None:
@@ -92,7 +92,8 @@ def test_promote_load_both_ways_rollback_and_history(trained_env: dict, small_st
 
 def test_weaker_challenger_is_refused_with_figures(trained_env: dict, small_store: str, tmp_path: Path) -> None:
     store = connect(small_store)
-    assert promote("catboost_v8", trained_env["results"]["catboost_v8"].version, warehouse=store).promoted
+    assert promote("catboost_v8", trained_env["results"]["catboost_v8"].version, force=True, reason="setup",
+                   warehouse=store).promoted
     weak = register_weak_xgboost(small_store, tmp_path)
     promote("xgboost_v1", trained_env["results"]["xgboost_v1"].version, warehouse=store)
     decision = promote("xgboost_v1", weak, warehouse=store)

@@ -28,7 +28,8 @@ def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> 
         run = client.get_run(result.run_id)
         assert run.info.experiment_id == experiment.experiment_id and run.info.status == "FINISHED"
         assert set(METRIC_KEYS) | set(LINE_METRIC_KEYS) <= set(run.data.metrics), system
-        assert run.data.tags["feature_version"] and run.data.tags["data_range"] == "2024-10-22..2025-02-15"
+        # the data ends at the last played date before end_date: 2025-02-13, the All-Star break
+        assert run.data.tags["feature_version"] and run.data.tags["data_range"] == "2024-10-22..2025-02-13"
         assert run.data.tags["git_commit"]
         assert run.data.metrics["n_test"] == result.metrics["n_test"] > 5000
         assert 0 <= run.data.metrics["test_within_3_pct"] <= 100
