@@ -17,16 +17,8 @@ thrown off by a different machine or a different day:
   throughput (500 rows per request), the worker's default path (a ``(player_id, game_date)`` looked
   up in the feature store and answered by every loaded system) and a load run against the worker.
 
-A workaround: ``serving/worker.py`` (``_explicit``) answers 500 to a ``rows`` request in which no row
-carries a ``line`` (the all-null ``line`` column is of object dtype and pandas refuses to assign its
-empty selection to the float ``vegas_points_line``). So every row sent to the worker carries
-``line`` = its own ``vegas_points_line`` (null where the store has none; the features, and so the
-predictions, are unchanged), batches are drawn from a fixed shuffle so each holds rows with a line,
-and the single-row tests use the rows that have a line. ``mlflow models serve`` gets the same rows.
-
-Caveat, stated in the output too: the worker runs inside this process (``serving.local.running``),
-so it shares the interpreter, and the GIL, with the benchmark's client, while ``mlflow models serve``
-runs in its own process. That handicaps the worker, most of all in the concurrent load run.
+Both servers run as their own processes (the worker under uvicorn, as ``serve`` runs it), so the
+client's work is not charged to either.
 
 Needs production aliases in the registry named by ``MLFLOW_TRACKING_URI`` (``cli.py promote``) and
 the feature store in the default warehouse. Run from the repository root:
@@ -63,8 +55,7 @@ sys.path.insert(0, str(ROOT))
 from contracts import PRODUCTION_ALIAS  # noqa: E402
 from features.backfill import read_store  # noqa: E402
 from features.definitions import FEATURE_NAMES  # noqa: E402
-from serving.local import free_port, running  # noqa: E402
-from serving.worker import create_app  # noqa: E402
+from serving.local import free_port  # noqa: E402
 from warehouse import connect  # noqa: E402
 
 SYSTEM = "xgboost_v1"
@@ -106,12 +97,8 @@ def load_rows() -> tuple[list[list[float | None]], list[dict[str, Any]]]:
 
 
 def ours_payload(rows: Sequence[list[float | None]]) -> bytes:
-    """The worker's request. Each row's ``line`` is its own ``vegas_points_line`` (so predictions do
-    not change): the worker answers 500 to a ``rows`` request in which no row has a line (see the
-    module docstring), so every request built here must hold at least one row with a line."""
-    if all(r[LINE] is None for r in rows):
-        raise ValueError("a worker request needs at least one row with a points line")
-    return json.dumps({"rows": [{**dict(zip(FEATURE_NAMES, r, strict=True)), "line": r[LINE]} for r in rows],
+    """The worker's request: the rows as they are (a row's stored ``vegas_points_line`` stands)."""
+    return json.dumps({"rows": [dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows],
                        "systems": [SYSTEM]}).encode()
 
 
@@ -131,29 +118,27 @@ def cycle(items: Sequence[Any], count: int, size: int = 1) -> list[list[Any]]:
 
 # --- servers ------------------------------------------------------------------------------------
 @contextmanager
-def mlflow_serve(log: Path) -> Iterator[str]:
-    """``mlflow models serve`` of the production xgboost model, on a free port, until the block ends."""
+def server_process(name: str, command: list[str], ready_path: str, log: Path) -> Iterator[str]:
+    """Run ``command`` (which must listen on the port it is given) until the block ends; yields the
+    base URL once ``ready_path`` answers 200."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = ["mlflow", "models", "serve", "-m", f"models:/{SYSTEM}@{PRODUCTION_ALIAS}", "--env-manager", "local",
-               "--host", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*command, str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + MLFLOW_START_SECONDS
         while True:
             if proc.poll() is not None:
-                raise SystemExit(f"mlflow models serve exited with {proc.returncode}:\n{_tail(log)}")
+                raise SystemExit(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
             try:
-                if httpx.get(f"{url}/ping", timeout=2.0).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=2.0).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"mlflow models serve did not answer /ping in {MLFLOW_START_SECONDS:.0f} s:\n"
-                                 f"{_tail(log)}")
-            time.sleep(0.5)
+                raise SystemExit(f"{name} did not answer {ready_path} in {MLFLOW_START_SECONDS:.0f} s:\n{_tail(log)}")
+            time.sleep(0.5)  # polling a starting server's readiness endpoint, bounded by the deadline
         yield url
     finally:
         proc.terminate()
@@ -162,6 +147,12 @@ def mlflow_serve(log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=20)
+
+
+MLFLOW_SERVE = ["mlflow", "models", "serve", "-m", f"models:/{SYSTEM}@{PRODUCTION_ALIAS}", "--env-manager", "local",
+                "--host", "127.0.0.1", "-p"]
+WORKER = [sys.executable, "-m", "uvicorn", "serving.worker:create_app", "--factory", "--log-level", "warning",
+          "--host", "127.0.0.1", "--port"]
 
 
 def _tail(log: Path, lines: int = 30) -> str:
@@ -308,9 +299,10 @@ def main() -> int:
         "load": [ours_payload(r) for r in cycle(with_line, LOAD_REQUESTS)],
     }
 
-    log = Path(tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")[1])
+    logs = [Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1]) for name in ("mlflow-serve", "worker")]
     results: list[dict[str, Any]] = []
-    with mlflow_serve(log) as theirs, running(create_app(poll_seconds=0)) as ours_url, \
+    with server_process("mlflow models serve", MLFLOW_SERVE, "/ping", logs[0]) as theirs, \
+            server_process("worker", WORKER, "/health", logs[1]) as ours_url, \
             httpx.Client(timeout=REQUEST_TIMEOUT_SECONDS) as client:
         loaded = client.get(f"{ours_url}/").json()
         if SYSTEM not in loaded["systems"]:
@@ -362,8 +354,6 @@ def main() -> int:
     kinds = f" {load['errors']}" if load["errors"] else ""
     print(f"load run: {load['seconds']:.1f} s, {l_ours['requests_per_s']:,.0f} requests/s, "
           f"{error_count} error(s){kinds}, {load['skipped']} not sent (deadline)")
-    print("note: the worker runs in this process and shares its GIL with the benchmark's client; "
-          "mlflow models serve runs in its own process")
 
     targets = {
         f"single-prediction p50 < {TARGET_SINGLE_P50_MS:g} ms": s_ours["p50_ms"] < TARGET_SINGLE_P50_MS,
@@ -384,13 +374,13 @@ def main() -> int:
         "versions": versions(),
         "machine": {"cpu_count": os.cpu_count(), "device": "CPU only",
                     "processor": platform.processor() or platform.machine(), "platform": platform.platform()},
-        "note": "the worker runs in the benchmark's process (shared GIL with the client); "
-                "mlflow models serve in its own process",
+        "note": "both servers run in their own processes on the same machine as the client",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-    log.unlink(missing_ok=True)
+    for log in logs:
+        log.unlink(missing_ok=True)
     return 0
 
 

@@ -33,25 +33,34 @@ class Bundle:
 
     @property
     def features(self) -> list[str]:
-        return list(self.meta["features"])
+        return self.meta["features"]
 
     def predict(self, frame: pd.DataFrame, known: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
-        """Predicted points per row. ``known`` holds predictions already made for these rows by
-        (system, version): an ensemble reuses those of its members instead of predicting twice."""
+        """Predicted points per row of a frame holding (at least) this bundle's features."""
+        return self.predict_matrix(frame[self.features].to_numpy(dtype=float), self.features, known)
+
+    def predict_matrix(self, x: np.ndarray, columns: list[str],
+                       known: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
+        """Predicted points per row of a float matrix whose columns are named by ``columns``.
+        ``known`` holds predictions already made for these rows by (system, version): an ensemble
+        reuses those of its members instead of predicting twice."""
         kind = self.meta["kind"]
         if kind == "ensemble":
             known = known or {}
             versions = self.meta.get("member_versions", {})
-            total = np.zeros(len(frame))
+            total = np.zeros(len(x))
             for name, member in self.members.items():
                 reused = known.get((name, str(versions.get(name))))
-                total += self.meta["weights"][name] * (reused if reused is not None else member.predict(frame))
+                total += self.meta["weights"][name] * (
+                    reused if reused is not None else member.predict_matrix(x, columns, known))
             return total
-        x = frame[self.features].to_numpy(dtype=float)
+        features = self.features
+        if list(columns) != features:
+            x = x[:, [columns.index(f) for f in features]]
         if kind == "moving_average":
             pred = np.full(len(x), np.nan)
             for column in self.meta["columns"]:  # the chosen average, then the next best where it is null
-                pred = np.where(np.isnan(pred), x[:, self.features.index(column)], pred)
+                pred = np.where(np.isnan(pred), x[:, features.index(column)], pred)
             return np.where(np.isnan(pred), self.meta["fallback"], pred)
         if kind == "xgboost":
             return np.asarray(self.model.inplace_predict(x), dtype=float)  # columns in training order

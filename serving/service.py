@@ -66,8 +66,10 @@ class Jobs:
                 result: DateRun = predict_date(game_date, self.worker_url, self.warehouse, slate, source=source)
                 self.state[job].update(status="done" if result.ok else "partial", summary=result.render(),
                                        written=result.written, failed_batches=result.failed_batches)
-            except (CoordinatorError, ValueError) as exc:
+            except CoordinatorError as exc:
                 self.state[job].update(status="failed", summary=str(exc))
+            except Exception as exc:  # a job must end in a state a caller can read, whatever failed
+                self.state[job].update(status="failed", summary=f"{exc.__class__.__name__}: {exc}")
 
         self.threads[job] = threading.Thread(target=run, name=f"predict-{game_date}", daemon=True)
         self.threads[job].start()

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -63,19 +63,30 @@ class PredictRequest(BaseModel):
         return self
 
 
+@dataclass
+class DateRows:
+    """A game date's feature rows as a matrix, with each player's row position."""
+
+    x: np.ndarray
+    positions: dict[int, int]
+    game_ids: list[str]
+
+
 class FeatureCache:
     """Feature rows of a game date, read once and kept ``CACHE_SECONDS``: a slate is asked for
     many times in an evening, and one read per date keeps a single prediction in milliseconds."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
-        self._dates: dict[dt.date, tuple[float, pd.DataFrame]] = {}
+        self._dates: dict[dt.date, tuple[float, DateRows]] = {}
 
-    def rows(self, day: dt.date) -> pd.DataFrame:
+    def rows(self, day: dt.date) -> DateRows:
         cached = self._dates.get(day)
         if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
-            frame = read_store(self.warehouse, day, day).set_index("player_id", drop=False)
-            cached = (time.monotonic(), frame)
+            frame = read_store(self.warehouse, day, day)
+            rows = DateRows(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
+                            {int(p): i for i, p in enumerate(frame["player_id"])}, frame["game_id"].tolist())
+            cached = (time.monotonic(), rows)
             self._dates[day] = cached
         return cached[1]
 
@@ -83,53 +94,65 @@ class FeatureCache:
         self._dates.clear()
 
 
-def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    found, missing = [], []
+@dataclass
+class Batch:
+    """Rows to predict: the feature matrix (columns in ``FEATURE_NAMES`` order), the line of each
+    row, and the keys the answer echoes. Plain arrays and lists: a request never builds a DataFrame."""
+
+    x: np.ndarray
+    line: np.ndarray
+    player_id: list[int | None]
+    game_date: list[str | None]
+    game_id: list[str | None]
+
+    @staticmethod
+    def join(parts: list[Batch]) -> Batch:
+        return Batch(np.vstack([p.x for p in parts]), np.concatenate([p.line for p in parts]),
+                     *([v for p in parts for v in getattr(p, key)] for key in ("player_id", "game_date", "game_id")))
+
+
+LINE_COLUMN = FEATURE_NAMES.index("vegas_points_line")
+
+
+def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None, list[dict[str, Any]]]:
+    found, keys, lines, missing = [], [], [], []
     for item in games:
         day = cache.rows(item.game_date)
-        if item.player_id not in day.index:
+        position = day.positions.get(item.player_id)
+        if position is None:
             missing.append({"player_id": item.player_id, "game_date": str(item.game_date),
                             "reason": f"no feature row for player_id {item.player_id} on {item.game_date}"})
             continue
-        row = day.loc[[item.player_id]].iloc[:1].copy()
-        if item.line is not None:
-            row["vegas_points_line"] = item.line
+        row = day.x[position]
         found.append(row)
-    frame = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[*FEATURE_NAMES])
-    return frame, missing
+        lines.append(item.line if item.line is not None else row[LINE_COLUMN])
+        keys.append((item.player_id, str(item.game_date), day.game_ids[position]))
+    if not found:
+        return None, missing
+    player_id, game_date, game_id = (list(k) for k in zip(*keys, strict=True))
+    return Batch(np.vstack(found), np.array(lines, dtype=float), player_id, game_date, game_id), missing
 
 
-def _explicit(rows: list[BaseModel]) -> pd.DataFrame:
-    """Explicit feature rows as a frame; a row's ``line`` stands in for the stored line."""
-    dumped = [r.model_dump() for r in rows]
-    frame = pd.DataFrame(np.array([[d[name] for name in FEATURE_NAMES] for d in dumped], dtype=float),
-                         columns=list(FEATURE_NAMES))
-    line = np.array([d["line"] for d in dumped], dtype=float)
-    frame["vegas_points_line"] = np.where(np.isnan(line), frame["vegas_points_line"].to_numpy(), line)
-    for key in ("player_id", "game_date", "game_id"):
-        frame[key] = [d[key] for d in dumped]
-    return frame
+def _explicit(rows: list[BaseModel]) -> Batch:
+    """Explicit feature rows; a row's ``line`` stands in for its stored ``vegas_points_line``."""
+    x = np.array([[getattr(r, name) for name in FEATURE_NAMES] for r in rows], dtype=float)
+    line = np.array([r.line for r in rows], dtype=float)
+    line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
+    return Batch(x, line, [r.player_id for r in rows],
+                 [None if r.game_date is None else str(r.game_date) for r in rows], [r.game_id for r in rows])
 
 
-def _column(frame: pd.DataFrame, name: str, cast: type) -> list[Any]:
-    """A key column as plain Python values (None where unknown), for the JSON answer."""
-    if name not in frame:
-        return [None] * len(frame)
-    return [None if v is None or v != v else cast(v) for v in frame[name].tolist()]
-
-
-def predict_frame(models: ProductionModels, frame: pd.DataFrame, systems: list[str] | None) -> list[dict]:
+def predict_batch(models: ProductionModels, batch: Batch, systems: list[str] | None) -> list[dict]:
     """Every requested system's prediction for every row, led by the best loaded system."""
     loaded = models.loaded
     chosen = [s for s in (systems or list(SYSTEMS)) if s in loaded]
     chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
-    line = frame["vegas_points_line"].to_numpy(float) if "vegas_points_line" in frame else np.full(len(frame), np.nan)
-    has_line = ~np.isnan(line)
+    line, has_line = batch.line, ~np.isnan(batch.line)
     known: dict[tuple[str, str], np.ndarray] = {}
     answers: dict[str, list[dict[str, Any]]] = {}
     for name in chosen:
         system = loaded[name]
-        predicted = np.asarray(system.bundle.predict(frame, known), dtype=float)
+        predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
         known[(name, system.version)] = predicted
         calls = recommendation(predicted, line).tolist()
         p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan).tolist()
@@ -137,12 +160,12 @@ def predict_frame(models: ProductionModels, frame: pd.DataFrame, systems: list[s
                           "p_over": None if po != po else po}
                          for p, c, po in zip(predicted.tolist(), calls, p_over, strict=True)]
     lead = next((s for s in LEAD_ORDER if s in answers), None)
-    keys = zip(_column(frame, "player_id", int), _column(frame, "game_date", str), _column(frame, "game_id", str),
-               [float(v) if h else None for v, h in zip(line.tolist(), has_line.tolist(), strict=True)], strict=True)
+    lines = [float(v) if h else None for v, h in zip(line.tolist(), has_line.tolist(), strict=True)]
     out = []
-    for i, (player_id, game_date, game_id, row_line) in enumerate(keys):
-        item: dict[str, Any] = {"player_id": player_id, "game_date": game_date, "game_id": game_id,
-                                "line": row_line, "systems": {name: rows[i] for name, rows in answers.items()}}
+    for i, row_line in enumerate(lines):
+        item: dict[str, Any] = {"player_id": batch.player_id[i], "game_date": batch.game_date[i],
+                                "game_id": batch.game_id[i], "line": row_line,
+                                "systems": {name: rows[i] for name, rows in answers.items()}}
         if lead is not None:
             first = answers[lead][i]
             item.update(system=lead, predicted_points=first["predicted_points"],
@@ -200,14 +223,13 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
-        frames, missing = [], []
+        parts, missing = [], []
         if request.games:
             found, missing = _lookup(cache, request.games)
-            frames.append(found)
+            parts += [found] if found is not None else []
         if request.rows:
-            frames.append(_explicit(request.rows))
-        frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-        predictions = predict_frame(models, frame, request.systems) if frame is not None else []
+            parts.append(_explicit(request.rows))
+        predictions = predict_batch(models, Batch.join(parts), request.systems) if parts else []
         # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again
         return Response(json.dumps({"predictions": predictions, "missing": missing}), media_type="application/json")
 

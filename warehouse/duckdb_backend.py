@@ -6,6 +6,7 @@ can take turns on the same file from different processes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,10 @@ from contracts import TableSchema
 from warehouse.base import DateRange, Warehouse, WarehouseError, _empty, _typed, check_frame
 
 LOCK_WAIT_SECONDS = 120.0
+# DuckDB serialises writers of a file across processes with its file lock; inside one process two
+# threads' write transactions conflict instead, so they take turns on this lock (one per file).
+_WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
 _TYPES = {"INT64": "BIGINT", "FLOAT64": "DOUBLE", "STRING": "VARCHAR", "DATE": "DATE",
           "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ"}
 
@@ -44,8 +49,10 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
                 break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                # another process holds the file, or this process has it open in the other mode
+                busy = any(word in str(exc).lower() for word in ("lock", "different configuration"))
+                if not busy or time.monotonic() > deadline:
                     raise WarehouseError(f"{self.url}: {exc}") from None
                 time.sleep(0.05)  # back off while the other process finishes its transaction
         try:
@@ -84,7 +91,9 @@ class DuckDBWarehouse(Warehouse):
               replace_range: DateRange | None = None) -> int:
         frame = check_frame(schema, frame)
         cols = ", ".join(f'"{c}"' for c in schema.column_names)
-        with self._connect() as con:
+        with _WRITE_LOCKS_GUARD:
+            lock = _WRITE_LOCKS.setdefault(self.path.resolve(), threading.Lock())
+        with lock, self._connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(create_table_sql(schema))
