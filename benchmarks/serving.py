@@ -97,9 +97,9 @@ def load_rows() -> tuple[list[list[float | None]], list[dict[str, Any]]]:
 
 
 def ours_payload(rows: Sequence[list[float | None]]) -> bytes:
-    """The worker's request: the rows as they are (a row's stored ``vegas_points_line`` stands)."""
-    return json.dumps({"rows": [dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows],
-                       "systems": [SYSTEM]}).encode()
+    """The worker's request: feature rows as a table (columns named once, as in MLflow's
+    ``dataframe_split``), answered by the one system under test."""
+    return json.dumps({"table": {"columns": list(FEATURE_NAMES), "data": list(rows)}, "systems": [SYSTEM]}).encode()
 
 
 def mlflow_payload(rows: Sequence[list[float | None]]) -> bytes:
@@ -168,7 +168,7 @@ def post(client: httpx.Client, url: str, body: bytes) -> dict[str, Any]:
 
 
 def ours_predictions(answer: dict[str, Any]) -> list[float]:
-    return [p["systems"][SYSTEM]["predicted_points"] for p in answer["predictions"]]
+    return answer["columns"][SYSTEM]["predicted_points"]
 
 
 def mlflow_predictions(answer: dict[str, Any]) -> list[float]:
@@ -204,6 +204,8 @@ def timed(client: httpx.Client, url: str, bodies: list[bytes], warmup: int,
 
 
 def answered(answer: dict[str, Any]) -> int:
+    if "columns" in answer:
+        return len(next(iter(answer["columns"].values()))["predicted_points"])
     return len(answer["predictions"])
 
 

@@ -50,16 +50,41 @@ FeatureRow = create_model(
 )
 
 
+class FeatureTable(BaseModel):
+    """Many feature rows at once, column names given once (like MLflow's ``dataframe_split``):
+    the compact form for batches, validated as one block of numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+    columns: list[str]
+    data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
+    line: list[float | None] | None = Field(default=None, description="one points line (or null) per row")
+
+    @model_validator(mode="after")
+    def _shape(self) -> FeatureTable:
+        missing = [c for c in FEATURE_NAMES if c not in self.columns]
+        unknown = [c for c in self.columns if c not in FEATURE_NAMES]
+        if missing or unknown:
+            raise ValueError(f"columns must be the {len(FEATURE_NAMES)} features: "
+                             + (f"missing {missing[:3]}" if missing else f"unknown {unknown[:3]}"))
+        for i, row in enumerate(self.data):
+            if len(row) != len(self.columns):
+                raise ValueError(f"data[{i}] has {len(row)} values for {len(self.columns)} columns")
+        if self.line is not None and len(self.line) != len(self.data):
+            raise ValueError(f"line has {len(self.line)} values for {len(self.data)} rows")
+        return self
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     games: list[PlayerGame] = Field(default_factory=list, max_length=MAX_ITEMS)
     rows: list[FeatureRow] = Field(default_factory=list, max_length=MAX_ITEMS)  # type: ignore[valid-type]
+    table: FeatureTable | None = None
     systems: list[Literal[SYSTEMS]] | None = Field(default=None, description="default: every loaded system")
 
     @model_validator(mode="after")
     def _something_to_predict(self) -> PredictRequest:
-        if not self.games and not self.rows:
-            raise ValueError("give at least one item in games or rows")
+        if not self.games and not self.rows and not (self.table and self.table.data):
+            raise ValueError("give at least one item in games, rows or table")
         return self
 
 
@@ -142,34 +167,50 @@ def _explicit(rows: list[BaseModel]) -> Batch:
                  [None if r.game_date is None else str(r.game_date) for r in rows], [r.game_id for r in rows])
 
 
-def predict_batch(models: ProductionModels, batch: Batch, systems: list[str] | None) -> list[dict]:
-    """Every requested system's prediction for every row, led by the best loaded system."""
+def _table(table: FeatureTable) -> Batch:
+    order = [table.columns.index(name) for name in FEATURE_NAMES]
+    x = np.array(table.data, dtype=float)[:, order]
+    line = np.array(table.line if table.line is not None else [None] * len(x), dtype=float)
+    line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
+    return Batch(x, line, [None] * len(x), [None] * len(x), [None] * len(x))
+
+
+def predict_columns(models: ProductionModels, batch: Batch, systems: list[str] | None) -> dict[str, dict[str, Any]]:
+    """Per system: its version and, as lists over the rows, predicted points, the over/under call
+    and the probability of the over (null where the row has no line)."""
     loaded = models.loaded
     chosen = [s for s in (systems or list(SYSTEMS)) if s in loaded]
     chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
     line, has_line = batch.line, ~np.isnan(batch.line)
     known: dict[tuple[str, str], np.ndarray] = {}
-    answers: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in chosen:
         system = loaded[name]
         predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
         known[(name, system.version)] = predicted
-        calls = recommendation(predicted, line).tolist()
-        p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan).tolist()
-        answers[name] = [{"version": system.version, "predicted_points": round(p, 3), "recommendation": c,
-                          "p_over": None if po != po else po}
-                         for p, c, po in zip(predicted.tolist(), calls, p_over, strict=True)]
-    lead = next((s for s in LEAD_ORDER if s in answers), None)
-    lines = [float(v) if h else None for v, h in zip(line.tolist(), has_line.tolist(), strict=True)]
+        p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan)
+        out[name] = {"version": system.version, "predicted_points": np.round(predicted, 3).tolist(),
+                     "recommendation": recommendation(predicted, line).tolist(),
+                     "p_over": [None if v != v else v for v in p_over.tolist()]}
+    return out
+
+
+def predict_batch(models: ProductionModels, batch: Batch, systems: list[str] | None) -> list[dict]:
+    """One answer per row: every requested system's prediction, led by the best loaded system."""
+    columns = predict_columns(models, batch, systems)
+    lead = next((s for s in LEAD_ORDER if s in columns), None)
+    lines = [None if v != v else v for v in batch.line.tolist()]
     out = []
     for i, row_line in enumerate(lines):
+        systems_i = {name: {"version": c["version"], "predicted_points": c["predicted_points"][i],
+                            "recommendation": c["recommendation"][i], "p_over": c["p_over"][i]}
+                     for name, c in columns.items()}
         item: dict[str, Any] = {"player_id": batch.player_id[i], "game_date": batch.game_date[i],
-                                "game_id": batch.game_id[i], "line": row_line,
-                                "systems": {name: rows[i] for name, rows in answers.items()}}
+                                "game_id": batch.game_id[i], "line": row_line, "systems": systems_i}
         if lead is not None:
-            first = answers[lead][i]
-            item.update(system=lead, predicted_points=first["predicted_points"],
-                        recommendation=first["recommendation"], p_over=first["p_over"])
+            led = systems_i[lead]
+            item.update(system=lead, predicted_points=led["predicted_points"],
+                        recommendation=led["recommendation"], p_over=led["p_over"])
         out.append(item)
     return out
 
@@ -223,15 +264,22 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
-        parts, missing = [], []
-        if request.games:
-            found, missing = _lookup(cache, request.games)
-            parts += [found] if found is not None else []
-        if request.rows:
-            parts.append(_explicit(request.rows))
-        predictions = predict_batch(models, Batch.join(parts), request.systems) if parts else []
+        if request.table is not None and not request.games and not request.rows:
+            # a table in, columns out: one list per system, in the table's row order
+            body: dict[str, Any] = {"columns": predict_columns(models, _table(request.table), request.systems)}
+        else:
+            parts, missing = [], []
+            if request.games:
+                found, missing = _lookup(cache, request.games)
+                parts += [found] if found is not None else []
+            if request.rows:
+                parts.append(_explicit(request.rows))
+            if request.table is not None and request.table.data:
+                parts.append(_table(request.table))
+            body = {"predictions": predict_batch(models, Batch.join(parts), request.systems) if parts else [],
+                    "missing": missing}
         # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again
-        return Response(json.dumps({"predictions": predictions, "missing": missing}), media_type="application/json")
+        return Response(json.dumps(body), media_type="application/json")
 
     @app.post("/reload", dependencies=[Depends(authorised)])
     def reload() -> dict[str, Any]:

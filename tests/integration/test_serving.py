@@ -83,6 +83,20 @@ def test_a_line_gives_an_over_under_call_and_a_probability(worker: httpx.Client,
         low["systems"]["xgboost_v1"]["predicted_points"]
 
 
+def test_a_table_of_rows_is_answered_in_columns(worker: httpx.Client, small_store: str) -> None:
+    rows = read_store(connect(small_store), DAY, DAY).head(20)
+    data = [[None if np.isnan(v) else float(v) for v in r] for r in rows[list(FEATURE_NAMES)].to_numpy(float)]
+    columns = list(FEATURE_NAMES)[::-1]  # any column order: named once
+    answer = worker.post("/predict", json={"table": {"columns": columns, "data": [r[::-1] for r in data]},
+                                           "systems": ["xgboost_v1", "catboost_v8"]})
+    assert answer.status_code == 200
+    result = answer.json()["columns"]
+    expected = mlflow.pyfunc.load_model(f"models:/xgboost_v1@{PRODUCTION_ALIAS}").predict(
+        rows[list(FEATURE_NAMES)].astype(float))
+    np.testing.assert_allclose(result["xgboost_v1"]["predicted_points"], expected, atol=1e-3)
+    assert set(result) == {"xgboost_v1", "catboost_v8"} and len(result["catboost_v8"]["recommendation"]) == 20
+
+
 @pytest.mark.parametrize(("body", "field", "value"), [
     ({"games": [{"player_id": "abc", "game_date": "2025-01-10"}]}, ["body", "games", 0, "player_id"], "abc"),
     ({"games": [{"player_id": 1, "game_date": "2025-13-40"}]}, ["body", "games", 0, "game_date"], "2025-13-40"),
@@ -91,6 +105,8 @@ def test_a_line_gives_an_over_under_call_and_a_probability(worker: httpx.Client,
     ({"rows": [{**dict.fromkeys(FEATURE_NAMES, 1.0), "points_avg_last_50": 2}]},
      ["body", "rows", 0, "points_avg_last_50"], 2),
     ({"games": [], "rows": []}, ["body"], None),
+    ({"table": {"columns": ["points_avg_last_5"], "data": [[1.0]]}}, ["body", "table"], None),
+    ({"table": {"columns": list(FEATURE_NAMES), "data": [["x"] * 33]}}, ["body", "table", "data", 0, 0], "x"),
 ])
 def test_bad_requests_are_422_naming_field_and_value(worker: httpx.Client, body: dict, field: list,
                                                      value: object) -> None:
