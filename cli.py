@@ -122,8 +122,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtest", help="walk forward through a window, retraining monthly")
-    p.add_argument("--start-date", "--start_date", dest="start_date", default="")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="")
+    # default: the 2024-25 window in which the shipped daily-fantasy lines exist
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13")
     p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
     p.add_argument("--seed", default="42")
     p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
