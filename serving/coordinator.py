@@ -20,6 +20,7 @@ from contracts import FEATURE_STORE, PREDICTIONS_SCHEMA
 from features.backfill import read_store
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import build_slate
+from registry.predictions import prediction_rows
 from warehouse import Warehouse
 
 BATCH_SIZE = 200
@@ -84,19 +85,21 @@ def _post_with_retries(client: httpx.Client, url: str, payload: dict, retries: i
     raise last  # type: ignore[misc]
 
 
-def _rows_from_answer(answer: dict, source: str, created_at: pd.Timestamp) -> pd.DataFrame:
-    records = []
-    for item in answer["predictions"]:
-        for system, result in item["systems"].items():
-            records.append({
-                "game_date": dt.date.fromisoformat(item["game_date"]), "game_id": item["game_id"],
-                "player_id": item["player_id"], "system": system, "model_version": result["version"],
-                "predicted_points": result["predicted_points"],
-                "line": item["line"] if item["line"] is not None else np.nan,
-                "recommendation": result["recommendation"],
-                "p_over": result["p_over"] if result["p_over"] is not None else np.nan,
-                "source": source, "created_at": created_at})
-    return pd.DataFrame(records, columns=PREDICTIONS_SCHEMA.column_names)
+def _rows_from_answer(answer: dict, source: str) -> pd.DataFrame:
+    """The worker's answer as ``player_prop_predictions`` rows, one per player-game and system."""
+    items = answer["predictions"]
+    if not items:
+        return pd.DataFrame(columns=PREDICTIONS_SCHEMA.column_names)
+    keys = pd.DataFrame({"game_date": [dt.date.fromisoformat(i["game_date"]) for i in items],
+                         "game_id": [i["game_id"] for i in items], "player_id": [i["player_id"] for i in items],
+                         "vegas_points_line": [np.nan if i["line"] is None else i["line"] for i in items]})
+    frames = []
+    for system in items[0]["systems"]:
+        answers = [i["systems"][system] for i in items]
+        p_over = np.array([np.nan if a["p_over"] is None else a["p_over"] for a in answers])
+        frames.append(prediction_rows(keys, system, answers[0]["version"],
+                                      np.array([a["predicted_points"] for a in answers]), p_over, source))
+    return pd.concat(frames, ignore_index=True)
 
 
 def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slate: pd.DataFrame | None = None,
@@ -104,7 +107,6 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
                  backoff: float = BACKOFF_SECONDS) -> DateRun:
     rows = slate_features(warehouse, game_date, slate)
     run = DateRun(game_date, rows=len(rows))
-    created_at = pd.Timestamp.now(tz="UTC").floor("s")
     with httpx.Client(base_url=worker_url, timeout=60.0) as client:
         for first in range(0, len(rows), batch_size):
             batch = rows.iloc[first:first + batch_size]
@@ -116,7 +118,7 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
                 run.failed_batches.append(f"{label}: {exc}")
                 continue
             run.missing += [m["reason"] for m in answer["missing"]]
-            frame = _rows_from_answer(answer, source, created_at)
+            frame = _rows_from_answer(answer, source)
             if len(frame):
                 warehouse.write(PREDICTIONS_SCHEMA, frame)  # each finished batch is kept
                 run.written += len(frame)
