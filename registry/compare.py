@@ -49,7 +49,7 @@ class Comparison:
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return "" if np.isnan(value) else f"{value:.3f}"
+        return "" if np.isnan(value) else f"{value:.0f}" if value.is_integer() else f"{value:.3f}"
     return str(value)
 
 

@@ -53,8 +53,7 @@ class Event:
     figures: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
-        figures = ", ".join(f"{k} {v:.0f}" if float(v).is_integer() else f"{k} {v:.3f}"
-                            for k, v in self.figures.items())
+        figures = ", ".join(f"{k} {v:.0f}" if k == "games" else f"{k} {v + 0.0:.3f}" for k, v in self.figures.items())
         arrow = f"v{self.from_version or '-'} -> v{self.version}" if self.action != "refuse" else f"v{self.version}"
         text = f"{self.when}  {self.action:<8} {arrow:<12} by {self.who}"
         return text + (f"  [{figures}]" if figures else "") + (f"  reason: {self.reason}" if self.reason else "")
@@ -213,8 +212,9 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
         figures: dict[str, float] = {"games": float(len(rows)), "challenger_mae": float(challenger_err.mean())}
         if baseline_err is not None:
             diff, low, high = paired_bootstrap(challenger_err, baseline_err)
-            figures.update(baseline_mae=float(baseline_err.mean()), improvement=-diff,
-                           ci_low=-high, ci_high=-low)  # interval of the improvement, in points
+            # the improvement and its interval, in points (+ 0.0 turns a -0.0 into 0.0)
+            figures.update(baseline_mae=float(baseline_err.mean()), improvement=-diff + 0.0,
+                           ci_low=-high + 0.0, ci_high=-low + 0.0)
             passed = -diff >= min_improvement and -high > 0
         else:
             passed = True
