@@ -158,10 +158,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from registry.promotion import _client, history, production_version
+    from registry.promotion import history, production_version, registry_client
 
     events = history(args.system)
-    print(f"{args.system}: production is v{production_version(_client(), args.system) or '-'}; "
+    print(f"{args.system}: production is v{production_version(registry_client(), args.system) or '-'}; "
           f"{len(events)} event(s)")
     for event in events:
         print("  " + event.line())

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from contracts import CATBOOST_V8, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TARGET, XGBOOST_V1
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
-from registry.promotion import _client, production_version
+from registry.promotion import production_version, registry_client
 from warehouse import Warehouse, connect
 
 DISAGREE_POINTS = 3.0
@@ -100,7 +100,7 @@ def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]
 
 def compare(warehouse: Warehouse | None = None, experiment_name: str = "nba-player-points") -> Comparison:
     """Build the comparison and log it (Markdown and HTML) to a ``compare`` run of the experiment."""
-    client = _client()
+    client = registry_client()
     result = Comparison(versions_table(client), disagreement(client, warehouse or connect()))
     experiment = client.get_experiment_by_name(experiment_name)
     # under `mlflow run` the entry point's run (MLFLOW_RUN_ID) receives the artifacts

@@ -66,7 +66,7 @@ class Decision:
     message: str
 
 
-def _client() -> MlflowClient:
+def registry_client() -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri())
     return MlflowClient()
 
@@ -121,7 +121,7 @@ def _resolve_version(client: MlflowClient, system: str, version: str | None) -> 
 def history(system: str, client: MlflowClient | None = None) -> list[Event]:
     """Every recorded event of a system, oldest first."""
     _check_system(system)
-    client = client or _client()
+    client = client or registry_client()
     try:
         tags = client.get_registered_model(system).tags
     except MlflowException:
@@ -188,7 +188,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
         raise PromotionError("force=true needs a reason: say why the gate is overridden")
     if min_improvement < 0:
         raise PromotionError(f"min_improvement is {min_improvement}; it must be 0 or more points")
-    client = _client()
+    client = registry_client()
     warehouse = warehouse or connect()
     with _registry_lock(system):
         version = _resolve_version(client, system, version)
@@ -239,7 +239,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
 def rollback(system: str, reason: str = "") -> Decision:
     """Move production back to the version that held it before the current one."""
     _check_system(system)
-    client = _client()
+    client = registry_client()
     with _registry_lock(system):
         current = production_version(client, system)
         if current is None:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import threading
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 import pandas as pd
 import uvicorn
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 import settings
 from features.backfill import backfill
+from serving.auth import bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.worker import create_app
@@ -90,11 +90,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
     app = FastAPI(title="NBA points prediction coordinator")
     app.state.jobs = jobs
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not token:
-            raise HTTPException(403, "disabled: start the coordinator with WORKER_TOKEN set")
-        if not hmac.compare_digest((authorization or "").removeprefix("Bearer ").strip().encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
+    authorised = bearer_guard(token, "coordinator")
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -9,17 +9,16 @@ polls the registry every ``poll_seconds``.
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import json
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -28,6 +27,7 @@ from contracts import ENSEMBLE_V1, SYSTEMS
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
 from registry.predictions import recommendation
+from serving.auth import bearer_guard
 from serving.models import LEAD_ORDER, ProductionModels
 from warehouse import Warehouse, connect
 
@@ -240,12 +240,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                   description="Serves the production version of every prediction system in the MLflow registry.")
     app.state.models, app.state.cache = models, cache
 
-    def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not token:
-            raise HTTPException(403, "reload is disabled: start the worker with WORKER_TOKEN set")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
+    authorised = bearer_guard(token, "worker")
 
     @app.get("/")
     def index() -> dict[str, Any]:

@@ -26,7 +26,7 @@ from registry.predictions import prediction_rows
 from training import ensemble, moving_average
 from training.metrics import line_metrics, mae, within_pct
 from training.splits import time_splits
-from training.train import TUNED, ConfigError, _experiment_id, ensure_store
+from training.train import TUNED, ConfigError, ensure_store, experiment_id_for
 from warehouse import Warehouse, connect
 
 
@@ -97,7 +97,7 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
     if window.empty:
         raise ConfigError(f"no played games in the feature store between {start} and {end}")
     mlflow.set_tracking_uri(settings.tracking_uri())
-    experiment_id = _experiment_id(experiment_name)
+    experiment_id = experiment_id_for(experiment_name)
     params = {s: fixed_params(TUNED[s]) for s in systems if s in TUNED}
 
     with mlflow.start_run(run_name=f"backtest {start}..{end}", experiment_id=experiment_id) as run:

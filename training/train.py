@@ -97,7 +97,7 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _experiment_id(name: str) -> str:
+def experiment_id_for(name: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -222,7 +222,7 @@ def train(cfg: TrainConfig, warehouse: Warehouse | None = None, progress: bool =
     splits = time_splits(ensure_store(warehouse, progress), cfg.start_date, cfg.end_date, cfg.test_start,
                          cfg.val_fraction)
     mlflow.set_tracking_uri(settings.tracking_uri())
-    experiment_id = _experiment_id(cfg.experiment_name)
+    experiment_id = experiment_id_for(cfg.experiment_name)
     # under `mlflow run` the entry point's own run is active through MLFLOW_RUN_ID; the systems get
     # runs of their own in the experiment, and the entry run receives the summary
     entry_run = os.environ.pop("MLFLOW_RUN_ID", None)
