@@ -26,7 +26,7 @@ from registry.predictions import prediction_rows
 from training import ensemble, moving_average
 from training.metrics import line_metrics, mae, within_pct
 from training.splits import time_splits
-from training.train import TUNED, ConfigError, ensure_store, experiment_id_for
+from training.train import TUNED, ConfigError, detach_entry_run, ensure_store, experiment_id_for
 from warehouse import Warehouse, connect
 
 
@@ -98,6 +98,7 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
         raise ConfigError(f"no played games in the feature store between {start} and {end}")
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
+    entry_run = detach_entry_run()
     params = {s: fixed_params(TUNED[s]) for s in systems if s in TUNED}
 
     with mlflow.start_run(run_name=f"backtest {start}..{end}", experiment_id=experiment_id) as run:
@@ -131,4 +132,6 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
             metrics[system] = values
             mlflow.log_metrics({f"{system}.{k}": v for k, v in values.items()})
         mlflow.log_text(pd.DataFrame(metrics).T.round(3).to_string(), "backtest_metrics.txt")
-        return BacktestResult(run.info.run_id, predictions, metrics)
+    if entry_run:
+        MlflowClient().set_tag(entry_run, "backtest_run", run.info.run_id)
+    return BacktestResult(run.info.run_id, predictions, metrics)

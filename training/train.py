@@ -196,6 +196,13 @@ def _train_system(system: str, cfg: TrainConfig, splits: Splits, experiment_id: 
         return SystemResult(system, run.info.run_id, version, metrics, preds, folder)
 
 
+def detach_entry_run() -> str | None:
+    """Under ``mlflow run`` the entry point's own run is active through ``MLFLOW_RUN_ID`` and holds
+    the project parameters as MLflow wrote them. Runs of this job's own go to the experiment named
+    by the user instead, so the id is taken out of the environment and returned for a summary."""
+    return os.environ.pop("MLFLOW_RUN_ID", None)
+
+
 def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
     """The feature store, built first from the shipped data when it is empty."""
     store = read_store(warehouse)
@@ -223,9 +230,7 @@ def train(cfg: TrainConfig, warehouse: Warehouse | None = None, progress: bool =
                          cfg.val_fraction)
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(cfg.experiment_name)
-    # under `mlflow run` the entry point's own run is active through MLFLOW_RUN_ID; the systems get
-    # runs of their own in the experiment, and the entry run receives the summary
-    entry_run = os.environ.pop("MLFLOW_RUN_ID", None)
+    entry_run = detach_entry_run()
     order = [s for s in SYSTEMS if s in cfg.systems]  # members before the ensemble
     results: dict[str, SystemResult] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:

@@ -1,0 +1,46 @@
+"""The entry points as a user runs them: ``mlflow run . -e NAME --env-manager local``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+import settings
+from contracts import PREDICTIONS_SCHEMA
+from warehouse import connect
+
+
+def mlflow_run(entry: str, env: dict, **params: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
+               "--experiment-name", "entry-points"]
+    for key, value in params.items():
+        command += ["-P", f"{key}={value}"]
+    return subprocess.run(command, cwd=settings.REPO_ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_train_then_backtest_through_mlflow_run(small_store: str, tmp_path: Path) -> None:
+    work = tmp_path / "w.duckdb"
+    work.write_bytes(Path(small_store.removeprefix("duckdb:///")).read_bytes())
+    env = {"WAREHOUSE_URL": f"duckdb:///{work}", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_ROOT": (tmp_path / "artifacts").as_uri()}
+    # empty defaults (start_date, test_start, ...) reach the CLI as "not given"
+    trained = mlflow_run("train", env, systems="moving_average", end_date="2025-01-31", test_start="2025-01-01")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    backtest = mlflow_run("backtest", env, start_date="2025-01-01", end_date="2025-01-13", systems="moving_average")
+    assert backtest.returncode == 0, backtest.stderr[-2000:]
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    entry = client.search_runs([client.get_experiment_by_name("entry-points").experiment_id],
+                               "tags.backtest_run != ''")
+    assert len(entry) == 1
+    backtest_run = entry[0].data.tags["backtest_run"]
+    stored = connect(env["WAREHOUSE_URL"]).read(PREDICTIONS_SCHEMA, date_range=(dt.date(2025, 1, 1),
+                                                                                dt.date(2025, 1, 13)))
+    assert set(stored.source) == {f"backtest:{backtest_run}"} and len(stored) > 1000
+    assert "moving_average.test_line_mae" in client.get_run(backtest_run).data.metrics
