@@ -26,7 +26,7 @@ from registry.predictions import prediction_rows
 from training import ensemble, moving_average
 from training.metrics import line_metrics, mae, within_pct
 from training.splits import time_splits
-from training.train import TUNED, ConfigError, detach_entry_run, ensure_store, experiment_id_for
+from training.train import TUNED, ConfigError, check_systems, detach_entry_run, ensure_store, experiment_id_for
 from warehouse import Warehouse, connect
 
 
@@ -66,12 +66,11 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, system
         if system == ENSEMBLE_V1:
             continue
         if system == MOVING_AVERAGE:
-            model = moving_average.fit(splits)
-            predict = model.predict
+            module, model = moving_average, moving_average.fit(splits)
         else:
-            fitted, module = TUNED[system].fit(params[system], splits, seed), TUNED[system]
-            predict = lambda x, m=fitted, mod=module: mod.predict(m, x)  # noqa: E731
-        val_preds[system], test_preds[system] = predict(splits.x("val")), predict(splits.x("test"))
+            module = TUNED[system]
+            model = module.fit(params[system], splits, seed)
+        val_preds[system], test_preds[system] = (module.predict(model, splits.x(part)) for part in ("val", "test"))
     if ENSEMBLE_V1 in systems:
         weights = ensemble.fit_weights(val_preds, splits.y("val"))
         val_preds[ENSEMBLE_V1] = ensemble.predict(weights, val_preds)
@@ -86,11 +85,7 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
              progress: bool = True) -> BacktestResult:
     if start > end:
         raise ConfigError(f"start_date {start} is after end_date {end}")
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown:
-        raise ConfigError(f"systems includes {unknown[0]!r}; known systems are {', '.join(SYSTEMS)}")
-    if systems == (ENSEMBLE_V1,):
-        raise ConfigError("systems is only ensemble_v1, which needs at least one other system to combine")
+    check_systems(systems)
     warehouse = warehouse or connect()
     store = ensure_store(warehouse, progress)
     window = store[(store["game_date"] >= start) & (store["game_date"] <= end) & store["points"].notna()]

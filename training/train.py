@@ -45,6 +45,16 @@ class ConfigError(ValueError):
     """A training setting that cannot work; raised before any work starts."""
 
 
+def check_systems(systems: tuple[str, ...]) -> None:
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise ConfigError(f"systems includes {unknown[0]!r}; known systems are {', '.join(SYSTEMS)}")
+    if not systems:
+        raise ConfigError("systems is empty; name at least one of " + ", ".join(SYSTEMS))
+    if tuple(systems) == (ENSEMBLE_V1,):
+        raise ConfigError("systems is only ensemble_v1, which needs at least one other system to combine")
+
+
 @dataclass
 class TrainConfig:
     start_date: dt.date | None = None
@@ -60,13 +70,7 @@ class TrainConfig:
     val_fraction: float = 0.2
 
     def validate(self) -> None:
-        unknown = [s for s in self.systems if s not in SYSTEMS]
-        if unknown:
-            raise ConfigError(f"systems includes {unknown[0]!r}; known systems are {', '.join(SYSTEMS)}")
-        if not self.systems:
-            raise ConfigError("systems is empty; name at least one of " + ", ".join(SYSTEMS))
-        if self.systems == (ENSEMBLE_V1,):
-            raise ConfigError("systems is only ensemble_v1, which needs at least one other system to combine")
+        check_systems(self.systems)
         if self.n_trials < 1:
             raise ConfigError(f"n_trials is {self.n_trials}; it must be at least 1")
         if self.timeout is not None and self.timeout <= 0:
