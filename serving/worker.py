@@ -105,9 +105,9 @@ class FeatureCache:
         self.warehouse = warehouse
         self._dates: dict[dt.date, tuple[float, DateRows]] = {}
 
-    def rows(self, day: dt.date) -> DateRows:
+    def rows(self, day: dt.date, refresh: bool = False) -> DateRows:
         cached = self._dates.get(day)
-        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+        if cached is None or refresh or time.monotonic() - cached[0] > CACHE_SECONDS:
             frame = read_store(self.warehouse, day, day)
             rows = DateRows(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
                             {int(p): i for i, p in enumerate(frame["player_id"])}, frame["game_id"].tolist())
@@ -141,9 +141,15 @@ LINE_COLUMN = FEATURE_NAMES.index("vegas_points_line")
 
 def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None, list[dict[str, Any]]]:
     found, keys, lines, missing = [], [], [], []
+    refreshed: set[dt.date] = set()
     for item in games:
         day = cache.rows(item.game_date)
         position = day.positions.get(item.player_id)
+        if position is None and item.game_date not in refreshed:
+            # rows may have been written since the cached read (a slate): read the date once more
+            refreshed.add(item.game_date)
+            day = cache.rows(item.game_date, refresh=True)
+            position = day.positions.get(item.player_id)
         if position is None:
             missing.append({"player_id": item.player_id, "game_date": str(item.game_date),
                             "reason": f"no feature row for player_id {item.player_id} on {item.game_date}"})

@@ -9,12 +9,14 @@ from pathlib import Path
 import httpx
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from contracts import PREDICTIONS_SCHEMA, PRODUCTION_ALIAS
 from features.backfill import read_store
-from features.definitions import FEATURE_NAMES
+from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from features.slate import build_slate
 from registry.points_model import PYFUNC_ENTRY
 from registry.promotion import production_version, promote
 from serving.coordinator import predict_date
@@ -117,6 +119,19 @@ def test_bad_requests_are_422_naming_field_and_value(worker: httpx.Client, body:
     assert match, errors
     if value is not None:
         assert match[0]["input"] == value
+
+
+def test_rows_written_after_a_cached_read_are_found(promoted: dict, small_store: str, tmp_path: Path) -> None:
+    shutil.copy(small_store.removeprefix("duckdb:///"), tmp_path / "w.duckdb")
+    store = connect(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    with running(create_app(warehouse=store, poll_seconds=0)) as url:
+        ask = {"games": [{"player_id": 1628369, "game_date": "2025-10-22"}]}
+        assert httpx.post(f"{url}/predict", json=ask).json()["missing"]  # no slate yet: cached as empty
+        slate = pd.DataFrame({"game_date": ["2025-10-22"], "team": ["BOS"], "opponent": ["NYK"],
+                              "is_home": [True], "players": [[1628369]]})
+        store.write(FEATURE_STORE_SCHEMA, build_slate(store, slate))
+        answer = httpx.post(f"{url}/predict", json=ask).json()
+    assert answer["missing"] == [] and answer["predictions"][0]["game_id"] == "20251022NYKBOS"
 
 
 def test_unknown_player_is_reported_not_guessed(worker: httpx.Client) -> None:
