@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import settings
+from contracts import DEFAULT_EXPERIMENT
 
 
 class UsageError(ValueError):
@@ -27,10 +28,6 @@ def parse_date(name: str, value: str | None) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{name} is {value!r}, expected a date YYYY-MM-DD") from None
-
-
-def _empty_to_none(value: str | None) -> str | None:
-    return value or None
 
 
 # --- sub-commands -------------------------------------------------------------------------------
@@ -58,8 +55,8 @@ def _backfill_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backfill)
 
 
-def _number(name: str, value: str, kind: type) -> float | int | None:
-    if value in ("", "none", "None"):
+def _number(name: str, value: str, kind: type, optional: bool = False) -> float | int | None:
+    if optional and value in ("", "none", "None"):
         return None
     try:
         return kind(value)
@@ -74,9 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         start_date=parse_date("start_date", args.start_date), end_date=parse_date("end_date", args.end_date),
         test_start=parse_date("test_start", args.test_start),
-        n_trials=_number("n_trials", args.n_trials, int), timeout=_number("timeout", args.timeout, float),
+        n_trials=_number("n_trials", args.n_trials, int),
+        timeout=_number("timeout", args.timeout, float, optional=True),
         seed=_number("seed", args.seed, int), study_name=args.study_name,
-        experiment_name=args.experiment_name or "nba-player-points",
+        experiment_name=args.experiment_name or DEFAULT_EXPERIMENT,
         optuna_storage=args.optuna_storage or settings.optuna_storage_default(),
     )
     if systems is not None:
@@ -100,7 +98,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study-name", "--study_name", dest="study_name", default="",
                    help="share one study between processes by giving them the same name")
     p.add_argument("--seed", default="42")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -127,7 +125,7 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13")
     p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
     p.add_argument("--seed", default="42")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_backtest)
 
@@ -192,7 +190,7 @@ def _registry_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", required=True)
     p.set_defaults(func=cmd_history)
     p = sub.add_parser("compare", help="every registered version with its metrics, and model disagreement")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="nba-player-points")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.set_defaults(func=cmd_compare)
 
 
@@ -209,12 +207,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     slate = None
     if args.slate:
         try:
-            slate = pd.read_csv(args.slate)
-        except (OSError, pd.errors.ParserError) as exc:
+            slate = pd.read_csv(args.slate, dtype={"players": str})
+            if "players" in slate:
+                slate["players"] = slate["players"].map(
+                    lambda v: [int(p) for p in v.split(";")] if isinstance(v, str) and v else None)
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise UsageError(f"slate {args.slate!r} cannot be read: {exc}") from None
-        if "players" in slate:
-            slate["players"] = slate["players"].map(
-                lambda v: [int(p) for p in str(v).split(";")] if pd.notna(v) and str(v) else None)
     warehouse = connect()
     if args.worker_url:
         result = predict_date(game_date, args.worker_url, warehouse, slate)
@@ -265,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from registry.promotion import PromotionError
     from serving.coordinator import CoordinatorError
+    from serving.events import EventError
     from training.splits import SplitError
     from training.train import ConfigError
     from training.tuning import StorageError
@@ -275,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,
-            CoordinatorError) as exc:
+            CoordinatorError, EventError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
 

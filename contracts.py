@@ -112,7 +112,7 @@ TUNED_SYSTEMS = (XGBOOST_V1, CATBOOST_V8)
 PRODUCTION_ALIAS = "production"
 PRODUCTION_STAGE = "Production"
 
-RECOMMENDATIONS = ("OVER", "UNDER", "PASS")
+DEFAULT_EXPERIMENT = "nba-player-points"
 
 # --- metric keys logged on every training run ---------------------------------------------------
 METRIC_KEYS = (

@@ -40,3 +40,10 @@ def optuna_storage_default() -> str:
 def worker_token() -> str | None:
     """Bearer token for the worker's and coordinator's write endpoints (``/reload``, ``/start``)."""
     return os.environ.get("WORKER_TOKEN")
+
+
+def promoted_by() -> str:
+    """Who a promotion or rollback is recorded as: ``PROMOTED_BY`` (a CI job sets it), else the OS user."""
+    import getpass
+
+    return os.environ.get("PROMOTED_BY") or getpass.getuser()

@@ -14,7 +14,7 @@ from contracts import FEATURE_VERSION, TARGET
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 
 _STATS = ("minutes", "points", "fga", "fg3a", "fta", "oreb", "tov", "plus_minus")
-LEAGUE_DAYS = 30  # league-wide reference rates (pace, shot mix) use the previous 30 days
+LEAGUE_DAYS = 30  # league-wide reference rates (pace, shot mix) use the previous 30 game dates
 
 
 # --- window arithmetic --------------------------------------------------------------------------
@@ -116,13 +116,13 @@ def team_games(games: pd.DataFrame) -> pd.DataFrame:
 
 
 def league_reference(team: pd.DataFrame) -> pd.DataFrame:
-    """Per game date: league pace, 3PA share and FT rate over the previous ``LEAGUE_DAYS`` days."""
+    """Per game date: league pace, 3PA share and FT rate over the previous ``LEAGUE_DAYS`` game
+    dates (game dates, not calendar days, so a season opener still sees the end of last season)."""
     daily = team.groupby("game_date")[["pace", "fg3a", "fta", "fga"]].sum(min_count=1)
     daily["n"] = team.groupby("game_date")["pace"].count()
-    days = np.arange(daily.index.min(), daily.index.max() + 1)
-    window = daily.reindex(days).fillna(0.0).rolling(LEAGUE_DAYS, min_periods=1).sum().shift(1)
+    window = daily.sort_index().fillna(0.0).rolling(LEAGUE_DAYS, min_periods=1).sum().shift(1)
     return pd.DataFrame({
-        "game_date": days,
+        "game_date": window.index.to_numpy(),
         "league_pace": _ratio(window["pace"].to_numpy(), window["n"].to_numpy()),
         "league_fg3a_share": _ratio(window["fg3a"].to_numpy(), window["fga"].to_numpy()),
         "league_ft_rate": _ratio(window["fta"].to_numpy(), window["fga"].to_numpy()),

@@ -62,7 +62,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("opponent_pace_last_10", "opponent", "opponent's last 10 games", "As team_pace_last_10, for the opponent."),
     Feature("pace_score", "game", "both teams' last 10 games",
             "Expected possessions of this game relative to the league: (team + opponent pace) / 2 "
-            "minus the league's mean pace over the previous 30 days."),
+            "minus the league's mean pace over the previous 30 game dates."),
     Feature("team_offensive_rating_last_10", "team", "team's last 10 games", "Points scored per 100 possessions."),
     Feature("opponent_team_defensive_rating", "opponent", "opponent's last 10 games",
             "Points allowed per 100 possessions."),
@@ -73,7 +73,8 @@ FEATURES: tuple[Feature, ...] = (
             "Summed mean minutes of those missing regular teammates."),
     Feature("shot_zone_mismatch_score", "opponent", "player's last 10, opponent's last 10 games",
             "No shot-zone data exists here, so the mix of three-pointers and free throws stands in for zones: "
-            "player's 3PA share of FGA times (opponent's allowed 3PA share - league share) plus player's "
+            "player's 3PA share of FGA times (opponent's allowed 3PA share - league share, previous 30 game "
+            "dates) plus player's "
             "FTA/FGA times (opponent's allowed FTA/FGA - league rate), times 100."),
     # market
     Feature("vegas_points_line", "market", "posted before tip-off", "Median points line over books; null when none."),

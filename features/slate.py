@@ -1,8 +1,10 @@
 """Feature rows for games not yet played: the slate a coordinator predicts each evening.
 
 A slate names the games (date, team, opponent, home or away) and optionally who plays for each
-team; by default a team's players are its recent active roster, the players who appeared in its
-last ``ROSTER_GAMES`` games and have not appeared for another team since.
+team; by default a team's players are those who appeared in its last game (``ROSTER_GAMES``) and
+have not appeared for another team since: a player out injured then stays out, as he would in a box
+score, so lineup features mean the same at serving time as in training. A game listed from one
+side only gets its other side added, since opponent features need both teams' rows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from features.build import build_features
 from warehouse import Warehouse
 from warehouse.ingest import InputError
 
-ROSTER_GAMES = 5
+ROSTER_GAMES = 1
 SLATE_COLUMNS = ("game_date", "team", "opponent", "is_home")
 
 
@@ -31,11 +33,29 @@ def recent_roster(history: pd.DataFrame, team: str, before: dt.date) -> pd.DataF
         ["player_id", "player_name"]]
 
 
+def season_of(day: dt.date) -> str:
+    """The NBA season a date belongs to (seasons start in October): 2025-11-01 -> 2025-26."""
+    first = day.year if day.month >= 8 else day.year - 1
+    return f"{first}-{(first + 1) % 100:02d}"
+
+
+def _both_sides(slate: pd.DataFrame) -> pd.DataFrame:
+    """Add the mirror row (opponent's view) of every game listed from one side only."""
+    slate = slate.assign(game_date=pd.to_datetime(slate["game_date"]).dt.date, is_home=slate["is_home"].astype(bool))
+    listed = set(zip(slate["game_date"], slate["team"], strict=True))
+    mirrors = slate[[(d, o) not in listed for d, o in zip(slate["game_date"], slate["opponent"], strict=True)]]
+    mirrors = mirrors.assign(team=mirrors["opponent"], opponent=mirrors["team"], is_home=~mirrors["is_home"])
+    if "players" in mirrors:
+        mirrors = mirrors.assign(players=None)
+    return pd.concat([slate, mirrors], ignore_index=True)
+
+
 def slate_rows(history: pd.DataFrame, slate: pd.DataFrame) -> pd.DataFrame:
     """One box-score-shaped row (no stats) per player of each slate game."""
     missing = [c for c in SLATE_COLUMNS if c not in slate.columns]
     if missing:
         raise InputError(f"slate lacks column(s) {', '.join(missing)}")
+    slate = _both_sides(slate)
     known = set(history["team"])
     rows = []
     for game in slate.itertuples(index=False):
@@ -54,7 +74,7 @@ def slate_rows(history: pd.DataFrame, slate: pd.DataFrame) -> pd.DataFrame:
             if unknown:
                 raise InputError(f"slate players of {game.team} include unknown player_id {unknown[0]}")
             roster = pd.DataFrame({"player_id": players, "player_name": names.loc[players].to_numpy()})
-        season = history.loc[history["game_date"] < date, "season"].max()
+        season = season_of(date)
         rows.append(roster.assign(game_id=game_id, game_date=date, season=season, team=game.team,
                                   opponent=game.opponent, is_home=bool(game.is_home), win=pd.NA))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=BOX_SCORES_SCHEMA.column_names)

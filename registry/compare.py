@@ -13,7 +13,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from contracts import CATBOOST_V8, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TARGET, XGBOOST_V1
+from contracts import CATBOOST_V8, DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TARGET, XGBOOST_V1
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
 from registry.promotion import production_version, registry_client
@@ -98,7 +98,7 @@ def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]
             "disagree_pct": float(100 * np.mean(np.abs(np.asarray(xgb) - np.asarray(cat)) > DISAGREE_POINTS))}
 
 
-def compare(warehouse: Warehouse | None = None, experiment_name: str = "nba-player-points") -> Comparison:
+def compare(warehouse: Warehouse | None = None, experiment_name: str = DEFAULT_EXPERIMENT) -> Comparison:
     """Build the comparison and log it (Markdown and HTML) to a ``compare`` run of the experiment."""
     client = registry_client()
     result = Comparison(versions_table(client), disagreement(client, warehouse or connect()))

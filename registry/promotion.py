@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import getpass
 import hashlib
 import json
-import os
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -69,10 +67,6 @@ class Decision:
 def registry_client() -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri())
     return MlflowClient()
-
-
-def _who() -> str:
-    return os.environ.get("PROMOTED_BY") or getpass.getuser()
 
 
 @contextlib.contextmanager
@@ -190,11 +184,12 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
         raise PromotionError(f"min_improvement is {min_improvement}; it must be 0 or more points")
     client = registry_client()
     warehouse = warehouse or connect()
+    who = settings.promoted_by()
     with _registry_lock(system):
         version = _resolve_version(client, system, version)
         champion = production_version(client, system)
         if champion == version:
-            event = Event("promote", system, version, champion, _who(), _now(), reason="already in production")
+            event = Event("promote", system, version, champion, who, _now(), reason="already in production")
             return Decision(True, event, f"{system} v{version} is already in production: nothing changed")
 
         rows, start, end = held_out_games(client, system, version, warehouse)
@@ -225,11 +220,11 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
                    + f" on {window}")
         if not passed and not force:
             why = (f"needs an improvement of at least {min_improvement} points with a 95% interval above zero")
-            event = Event("refuse", system, version, champion, _who(), _now(), reason=why, figures=figures)
+            event = Event("refuse", system, version, champion, who, _now(), reason=why, figures=figures)
             _record(client, event)
             return Decision(False, event, f"refused: {summary}; {why}")
         _set_production(client, system, version)
-        event = Event("promote", system, version, champion, _who(), _now(), reason=reason, forced=force and not passed,
+        event = Event("promote", system, version, champion, who, _now(), reason=reason, forced=force and not passed,
                       figures=figures)
         _record(client, event)
         forced = " (forced past the gate)" if event.forced else ""
@@ -254,6 +249,6 @@ def rollback(system: str, reason: str = "") -> Decision:
             raise PromotionError(f"{system} v{current} has no earlier production version in its history")
         target = stack[-2]
         _set_production(client, system, target)
-        event = Event("rollback", system, target, current, _who(), _now(), reason=reason)
+        event = Event("rollback", system, target, current, settings.promoted_by(), _now(), reason=reason)
         _record(client, event)
         return Decision(True, event, f"rolled back {system}: production v{current} -> v{target}")

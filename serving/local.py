@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from serving.coordinator import CoordinatorError
 from serving.worker import create_app
 from warehouse import Warehouse
 
@@ -36,7 +37,7 @@ def running(app: FastAPI) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="local-worker", daemon=True)
     thread.start()
     if not started.wait(timeout=120) or server.should_exit:
-        raise RuntimeError("the local server did not start")
+        raise CoordinatorError("the local worker did not start within 120 s")
     try:
         yield f"http://127.0.0.1:{server.config.port}"
     finally:

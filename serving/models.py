@@ -48,10 +48,6 @@ class ProductionModels:
     def loaded(self) -> dict[str, LoadedSystem]:
         return self._loaded
 
-    def lead(self) -> LoadedSystem | None:
-        current = self._loaded
-        return next((current[s] for s in LEAD_ORDER if s in current), None)
-
     def refresh(self) -> dict[str, str]:
         """Load every system whose production alias points at a version not yet loaded.
         Returns what changed (system -> 'vA -> vB' or the error)."""

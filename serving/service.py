@@ -24,7 +24,8 @@ from serving.auth import bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.worker import create_app
-from warehouse import Warehouse, connect
+from warehouse import Warehouse, WarehouseError, connect
+from warehouse.ingest import InputError
 
 
 class SlateGame(BaseModel):
@@ -75,6 +76,13 @@ class Jobs:
         self.threads[job].start()
         return job
 
+    def run_for_event(self, game_date: dt.date) -> None:
+        """An event's prediction runs to the end before the bus takes the next event; a failure
+        raises, so Pub/Sub redelivers the message instead of losing the date."""
+        state = self.wait(self.start(game_date, source="event"))
+        if state["status"] != "done":
+            raise CoordinatorError(f"predictions for {game_date} ended {state['status']}: {state.get('summary')}")
+
     def wait(self, job: str, timeout: float | None = None) -> dict[str, Any]:
         self.threads[job].join(timeout)
         return self.state[job]
@@ -86,7 +94,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
     token = token if token is not None else settings.worker_token()
     jobs = Jobs(worker_url, warehouse)
     if bus is not None:
-        bus.subscribe(lambda event: jobs.start(event.game_date, source="event"))
+        bus.subscribe(lambda event: jobs.run_for_event(event.game_date))
     app = FastAPI(title="NBA points prediction coordinator")
     app.state.jobs = jobs
 
@@ -114,9 +122,12 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
         if request.start_date > request.end_date:
             raise HTTPException(422, f"start_date {request.start_date} is after end_date {request.end_date}")
         publish = (lambda day: bus.publish(DateReady(day))) if bus is not None else None
-        summary = backfill(warehouse, request.box_scores or settings.BOX_SCORES_DEFAULT,
-                           request.lines or settings.LINES_DEFAULT, request.start_date, request.end_date,
-                           progress=False, on_date_complete=publish)
+        lines = None if request.lines == "none" else (request.lines or settings.LINES_DEFAULT)
+        try:
+            summary = backfill(warehouse, request.box_scores or settings.BOX_SCORES_DEFAULT, lines,
+                               request.start_date, request.end_date, progress=False, on_date_complete=publish)
+        except (InputError, WarehouseError) as exc:
+            raise HTTPException(422, str(exc)) from None
         return {"summary": summary.render(), "dates": summary.dates, "rows": summary.rows}
 
     return app

@@ -137,6 +137,18 @@ class Batch:
 
 
 LINE_COLUMN = FEATURE_NAMES.index("vegas_points_line")
+LINE_GAP_COLUMN = FEATURE_NAMES.index("line_minus_avg_last_10")
+AVG10_COLUMN = FEATURE_NAMES.index("points_avg_last_10")
+
+
+def _with_line(x: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The line a request gives is the line the models see: it replaces the stored one in the
+    features that derive from it."""
+    x = x.copy()
+    given = ~np.isnan(line)
+    x[given, LINE_COLUMN] = line[given]
+    x[given, LINE_GAP_COLUMN] = line[given] - x[given, AVG10_COLUMN]
+    return x
 
 
 def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None, list[dict[str, Any]]]:
@@ -161,7 +173,8 @@ def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None,
     if not found:
         return None, missing
     player_id, game_date, game_id = (list(k) for k in zip(*keys, strict=True))
-    return Batch(np.vstack(found), np.array(lines, dtype=float), player_id, game_date, game_id), missing
+    lines_array = np.array(lines, dtype=float)
+    return Batch(_with_line(np.vstack(found), lines_array), lines_array, player_id, game_date, game_id), missing
 
 
 def _explicit(rows: list[BaseModel]) -> Batch:
@@ -169,7 +182,7 @@ def _explicit(rows: list[BaseModel]) -> Batch:
     x = np.array([[getattr(r, name) for name in FEATURE_NAMES] for r in rows], dtype=float)
     line = np.array([r.line for r in rows], dtype=float)
     line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
-    return Batch(x, line, [r.player_id for r in rows],
+    return Batch(_with_line(x, line), line, [r.player_id for r in rows],
                  [None if r.game_date is None else str(r.game_date) for r in rows], [r.game_id for r in rows])
 
 
@@ -178,7 +191,7 @@ def _table(table: FeatureTable) -> Batch:
     x = np.array(table.data, dtype=float)[:, order]
     line = np.array(table.line if table.line is not None else [None] * len(x), dtype=float)
     line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
-    return Batch(x, line, [None] * len(x), [None] * len(x), [None] * len(x))
+    return Batch(_with_line(x, line), line, [None] * len(x), [None] * len(x), [None] * len(x))
 
 
 def predict_columns(models: ProductionModels, batch: Batch, systems: list[str] | None) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 import settings
-from contracts import ENSEMBLE_V1, MOVING_AVERAGE, PREDICTIONS_SCHEMA, SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, ENSEMBLE_V1, MOVING_AVERAGE, PREDICTIONS_SCHEMA, SYSTEMS
 from features.backfill import month_chunks
 from registry.points_model import Bundle, residual_quantiles
 from registry.predictions import prediction_rows
@@ -81,7 +81,7 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, system
 
 
 def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, seed: int = 42,
-             experiment_name: str = "nba-player-points", warehouse: Warehouse | None = None,
+             experiment_name: str = DEFAULT_EXPERIMENT, warehouse: Warehouse | None = None,
              progress: bool = True) -> BacktestResult:
     if start > end:
         raise ConfigError(f"start_date {start} is after end_date {end}")

@@ -26,7 +26,16 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import settings
-from contracts import CATBOOST_V8, ENSEMBLE_V1, FEATURE_VERSION, MOVING_AVERAGE, SYSTEMS, TUNED_SYSTEMS, XGBOOST_V1
+from contracts import (
+    CATBOOST_V8,
+    DEFAULT_EXPERIMENT,
+    ENSEMBLE_V1,
+    FEATURE_VERSION,
+    MOVING_AVERAGE,
+    SYSTEMS,
+    TUNED_SYSTEMS,
+    XGBOOST_V1,
+)
 from features.backfill import backfill, read_store
 from features.definitions import FEATURE_NAMES
 from registry.points_model import PYFUNC_ENTRY, residual_quantiles, write_meta
@@ -38,7 +47,6 @@ from training.tuning import open_storage, tune
 from warehouse import Warehouse, connect
 
 TUNED: dict[str, ModuleType] = {XGBOOST_V1: xgboost_v1, CATBOOST_V8: catboost_v8}
-DEFAULT_EXPERIMENT = "nba-player-points"
 
 
 class ConfigError(ValueError):

@@ -24,7 +24,7 @@ OPEN_RETRY_SECONDS = 30.0  # boosting rounds a trial always gets before it can b
 
 
 class StorageError(ValueError):
-    """An Optuna storage URL that cannot be opened."""
+    """An Optuna storage that cannot be opened, or a study that produced no usable trial."""
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -91,5 +91,6 @@ def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | 
     study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[stop_at_total],
                    gc_after_trial=True, show_progress_bar=progress)
     if not any(t.state == TrialState.COMPLETE for t in study.trials):
-        raise RuntimeError(f"study {study_name!r} has no completed trial: raise n_trials or timeout")
+        raise StorageError(f"study {study_name!r} has no completed trial after {len(study.trials)} trial(s): "
+                           "raise n_trials or timeout")
     return study

@@ -38,6 +38,16 @@ _BOX_RENAMES = {"PLAYER_ID": "player_id", "PLAYER_NAME": "player_name", "GAME_ID
                 "PLUS_MINUS": "plus_minus"}
 
 
+_SNAPSHOT_DATE = re.compile(r"(\d{2})_(\d{2})_(\d{4})")
+
+
+def _snapshot_order(path: Path) -> tuple[str, str]:
+    """Line files are daily snapshots named MM_DD_YYYY: order them by that date (the name sorts
+    January before October), and by name where a file carries no date."""
+    found = _SNAPSHOT_DATE.search(path.name)
+    return (f"{found[3]}-{found[1]}-{found[2]}" if found else "", path.name)
+
+
 def expand_sources(source: str | Path) -> list[Path]:
     """A file, a folder (its *.csv and *.csv.gz) or a glob, sorted; an error when nothing matches."""
     path = Path(source)
@@ -102,7 +112,7 @@ def read_box_scores(source: str | Path) -> pd.DataFrame:
         out["season"] = raw["SEASON_LABEL"]
         out["team"] = raw["TEAM_ABBREVIATION"]
         out["opponent"] = matchup[2].where(~flipped, matchup[0])
-        out["is_home"] = (matchup[1] == "vs.") ^ (flipped & (matchup[1] == "@"))
+        out["is_home"] = (matchup[1] == "vs.") ^ flipped  # "MIA @ WAS" on a WAS row: WAS at home
         out["win"] = raw["WL"].map({"W": True, "L": False}).astype("boolean")
         out["_file"] = str(path)
         out["_row"] = raw.index + 2
@@ -127,7 +137,7 @@ class LinesResult:
 def read_lines(source: str | Path, box_scores: pd.DataFrame) -> LinesResult:
     """Points lines matched to ``player_id`` through the players each team fielded that season."""
     parts = []
-    for path in expand_sources(source):
+    for posted, path in enumerate(sorted(expand_sources(source), key=_snapshot_order)):
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         _require(path, raw, LINE_COLUMNS)
         raw = raw[raw["market"] == "player_points"].reset_index(drop=True)
@@ -142,13 +152,13 @@ def read_lines(source: str | Path, box_scores: pd.DataFrame) -> LinesResult:
         _fail(path, raw, ~raw["side"].isin(["Over", "Under"]), "side", "Over or Under")
         parts.append(pd.DataFrame({
             "player_name": raw["player"], "bookmaker": raw["bookmaker"], "side": raw["side"],
-            "line": line, "price": price.astype("Int64"), "commence_time": start,
+            "line": line, "price": price.astype("Int64"), "commence_time": start, "posted": posted,
             # an evening US game starts after midnight UTC: the US (Eastern) calendar day is the date
             "game_date": start.dt.tz_convert("America/New_York").dt.date,
             "home": raw["home_team"].map(TEAM_TRICODES), "away": raw["away_team"].map(TEAM_TRICODES),
         }))
     raw = pd.concat(parts, ignore_index=True)
-    keys = ["game_date", "player_name", "bookmaker", "home", "away", "line", "commence_time"]
+    keys = ["game_date", "player_name", "bookmaker", "home", "away", "line", "commence_time", "posted"]
     wide = raw.pivot_table(index=keys, columns="side", values="price", aggfunc="first").reset_index()
     wide = wide.rename(columns={"Over": "over_price", "Under": "under_price"})
     for col in ("over_price", "under_price"):
@@ -172,8 +182,8 @@ def read_lines(source: str | Path, box_scores: pd.DataFrame) -> LinesResult:
                                                          .set_index(keys).index)]
     unmatched = sorted({f"{r.player_name} ({r.game_date})" for r in unmatched_rows.itertuples()})
     matched = matched.dropna(subset=["player_id"])
-    # one line per player, date and book: the latest posted wins when a book moved it
-    matched = matched.sort_values("commence_time").drop_duplicates(
+    # one line per player, date and book: the latest snapshot wins when a book moved it
+    matched = matched.sort_values(["posted", "commence_time"], kind="stable").drop_duplicates(
         ["game_date", "player_id", "bookmaker"], keep="last")
     matched["player_id"] = matched["player_id"].astype("Int64")
     lines = matched[PROP_LINES_SCHEMA.column_names].sort_values(

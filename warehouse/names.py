@@ -21,9 +21,9 @@ TEAM_TRICODES = {
 NICKNAMES = {
     "nicolas claxton": "nic claxton", "herb jones": "herbert jones", "cam johnson": "cameron johnson",
     "gg jackson": "gregory jackson", "moe wagner": "moritz wagner", "kenyon martin": "kj martin",
-    "cam thomas": "cameron thomas", "alex sarr": "alexandre sarr", "jabari smith": "jabari smith",
-    "bub carrington": "carlton carrington", "jimmy butler": "jimmy butler", "ron holland": "ronald holland",
-    "nikola jovic": "nikola jovic", "trey murphy": "trey murphy", "bones hyland": "nahshon hyland",
+    "cam thomas": "cameron thomas", "alex sarr": "alexandre sarr",
+    "bub carrington": "carlton carrington", "ron holland": "ronald holland",
+    "bones hyland": "nahshon hyland",
     "bj boston": "brandon boston", "james huff": "jay huff",
 }
 

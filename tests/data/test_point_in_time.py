@@ -47,11 +47,23 @@ def test_rows_of_date_d_ignore_every_game_from_d_on(day: dt.date, box_2024_25: p
 def test_slate_defaults_to_the_recent_active_roster(box_2024_25: pd.DataFrame) -> None:
     day = dt.date(2025, 1, 10)
     slate = pd.DataFrame({"game_date": [day], "team": ["BOS"], "opponent": ["SAC"], "is_home": [True]})
-    rows = slate_rows(box_2024_25[box_2024_25.game_date < day], slate)
-    played_recently = set(box_2024_25[(box_2024_25.team == "BOS") & (box_2024_25.game_date < day)
-                                      & (box_2024_25.game_date >= dt.date(2025, 1, 1))].player_id)
-    assert set(rows.player_id) <= played_recently and {1628369, 1627759} <= set(rows.player_id)  # Tatum, Brown
-    assert rows.is_home.all() and (rows.opponent == "SAC").all()
+    past = box_2024_25[box_2024_25.game_date < day]
+    rows = slate_rows(past, slate)
+    boston = rows[rows.team == "BOS"]
+    last_game = past[(past.team == "BOS") & (past.game_date == past[past.team == "BOS"].game_date.max())]
+    assert set(boston.player_id) == set(last_game.player_id) and 1628369 in set(boston.player_id)  # Tatum
+    assert boston.is_home.all() and (boston.opponent == "SAC").all() and (boston.season == "2024-25").all()
+    # the game was listed from Boston's side only: Sacramento's side is added, away
+    sacramento = rows[rows.team == "SAC"]
+    assert len(sacramento) and (~sacramento.is_home).all() and set(sacramento.game_id) == set(boston.game_id)
+
+
+def test_a_slate_game_has_opponent_features_and_the_new_season(box_2024_25: pd.DataFrame) -> None:
+    slate = pd.DataFrame({"game_date": ["2025-10-22"], "team": ["BOS"], "opponent": ["CHA"], "is_home": [True]})
+    rows = build_features(box_2024_25, None, slate_rows(box_2024_25, slate))
+    rows = rows[rows.game_date == dt.date(2025, 10, 22)]
+    assert rows.opponent_team_defensive_rating.notna().all() and rows.pace_score.notna().all()
+    assert (rows.season == "2025-26").all() and (rows.games_played_season == 0).all()
 
 
 def test_build_slate_reads_history_from_the_warehouse(warehouse, box_2024_25, lines_2024_25) -> None:
@@ -62,5 +74,6 @@ def test_build_slate_reads_history_from_the_warehouse(warehouse, box_2024_25, li
     slate = pd.DataFrame({"game_date": ["2025-01-10"], "team": ["BOS"], "opponent": ["SAC"], "is_home": [True],
                           "players": [[1628369]]})
     rows = build_slate(warehouse, slate)
-    assert rows.player_id.tolist() == [1628369] and rows.points.isna().all()
-    assert rows.points_avg_last_10.notna().all() and rows.game_id.item() == "20250110SACBOS"
+    boston = rows[rows.team == "BOS"]
+    assert boston.player_id.tolist() == [1628369] and rows.points.isna().all()
+    assert boston.points_avg_last_10.notna().all() and set(rows.game_id) == {"20250110SACBOS"}

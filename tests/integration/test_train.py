@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from contracts import LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TUNED_SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TUNED_SYSTEMS
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
 from registry.points_model import loaded_bundle
 from training.splits import SplitError, time_splits
-from training.train import DEFAULT_EXPERIMENT, ConfigError, TrainConfig, train
+from training.train import ConfigError, TrainConfig, train
 from training.tuning import StorageError
 from warehouse import connect
 
