@@ -60,9 +60,12 @@ def test_promote_load_both_ways_rollback_and_history(trained_env: dict, small_st
 
     baseline = promote("moving_average", warehouse=store)  # the baseline needs no champion
     assert baseline.promoted
-    decision = promote("xgboost_v1", first, warehouse=store)  # no champion: must beat the baseline
-    assert decision.promoted, decision.message
-    assert "vs moving_average" in decision.message and decision.event.figures["improvement"] > 0
+    decision = promote("xgboost_v1", first, warehouse=store)  # no champion: judged against the baseline
+    assert "vs moving_average" in decision.message and "95% CI" in decision.message
+    # on this small slice the gain may not be significant: the decision must follow the interval
+    assert decision.promoted == (decision.event.figures["ci_low"] > 0)
+    if not decision.promoted:
+        decision = promote("xgboost_v1", first, force=True, reason="test: small slice", warehouse=store)
 
     rows = read_store(store)
     rows = rows[rows.points.notna()].head(200)[list(FEATURE_NAMES)].astype(float)
@@ -83,7 +86,7 @@ def test_promote_load_both_ways_rollback_and_history(trained_env: dict, small_st
     assert production_version(client, "xgboost_v1") == first and back.event.from_version == forced.event.version
     assert _stage_holders(client, "xgboost_v1") == [first]
 
-    events = history("xgboost_v1")
+    events = [e for e in history("xgboost_v1") if e.action != "refuse"]
     assert [e.action for e in events] == ["promote", "promote", "rollback"]
     assert events[1].reason == "test: forced over the gate" and events[1].who
     with pytest.raises(PromotionError, match="no earlier production version"):
