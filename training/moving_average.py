@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from contracts import MOVING_AVERAGE
+from features.definitions import FEATURE_NAMES
+from registry.points_model import Bundle
 from training.metrics import mae
 from training.splits import Splits
 
@@ -29,10 +31,10 @@ class MovingAverage:
     val_mae_by_column: dict[str, float]
 
     def predict(self, x: pd.DataFrame) -> np.ndarray:
-        pred = np.full(len(x), np.nan)
-        for column in self.columns:
-            pred = np.where(np.isnan(pred), x[column].to_numpy(float), pred)
-        return np.where(np.isnan(pred), self.fallback, pred)
+        """The registered model's own arithmetic (``registry.points_model``), so training and
+        serving cannot disagree on the fallback order."""
+        meta = {**save(self, None), "features": list(FEATURE_NAMES)}
+        return Bundle(meta, None, {}).predict(x)
 
 
 def fit(splits: Splits) -> MovingAverage:
@@ -48,8 +50,10 @@ def predict(model: MovingAverage, x: pd.DataFrame) -> np.ndarray:
     return model.predict(x)
 
 
-def save(model: MovingAverage, folder: Path) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
+def save(model: MovingAverage, folder: Path | None) -> dict[str, Any]:
+    """The bundle meta of this baseline (it has no model file; ``folder`` is created when given)."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     return {"kind": KIND, "columns": model.columns, "fallback": model.fallback}
 
 
