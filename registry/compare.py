@@ -3,7 +3,6 @@ that produced it, which version is in production, and how often the two tree mod
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from dataclasses import dataclass
 
@@ -13,10 +12,15 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from contracts import CATBOOST_V8, DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TARGET, XGBOOST_V1
-from features.backfill import read_store
+from contracts import CATBOOST_V8, DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, SYSTEMS, XGBOOST_V1
 from features.definitions import FEATURE_NAMES
-from registry.promotion import production_version, registry_client
+from registry.promotion import (
+    PromotionError,
+    held_out_games,
+    production_version,
+    registry_client,
+    resolve_version,
+)
 from warehouse import Warehouse, connect
 
 DISAGREE_POINTS = 3.0
@@ -65,20 +69,16 @@ def versions_table(client: MlflowClient) -> pd.DataFrame:
             metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
             rows.append({"system": system, "version": int(v.version),
                          "production": "yes" if str(v.version) == production else "",
-                         **{k: float(metrics.get(k, np.nan)) for k in SHOWN if k in (*METRIC_KEYS, *LINE_METRIC_KEYS)}})
+                         **{k: float(metrics.get(k, np.nan)) for k in SHOWN}})
     return pd.DataFrame(rows)
 
 
 def _chosen(client: MlflowClient, system: str) -> str | None:
-    """The production version, else the latest."""
-    chosen = production_version(client, system)
-    if chosen is None:
-        try:
-            versions = client.search_model_versions(f"name = '{system}'")
-        except MlflowException:
-            return None
-        chosen = str(max(int(v.version) for v in versions)) if versions else None
-    return chosen
+    """The production version, else the latest; None when the system has no version."""
+    try:
+        return production_version(client, system) or resolve_version(client, system, None)
+    except PromotionError:
+        return None
 
 
 def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]:
@@ -86,11 +86,7 @@ def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]
     xgb_version, cat_version = _chosen(client, XGBOOST_V1), _chosen(client, CATBOOST_V8)
     if xgb_version is None or cat_version is None:
         return {}
-    tags = client.get_run(client.get_model_version(XGBOOST_V1, xgb_version).run_id).data.tags
-    start = dt.date.fromisoformat(tags["test_start"])
-    end = dt.date.fromisoformat(tags["data_range"].split("..")[1])
-    rows = read_store(warehouse, start, end)
-    rows = rows[rows[TARGET].notna()]
+    rows, _, _ = held_out_games(client, XGBOOST_V1, xgb_version, warehouse)
     x = rows[list(FEATURE_NAMES)].astype(float)
     xgb = mlflow.pyfunc.load_model(f"models:/{XGBOOST_V1}/{xgb_version}").predict(x)
     cat = mlflow.pyfunc.load_model(f"models:/{CATBOOST_V8}/{cat_version}").predict(x)

@@ -97,7 +97,7 @@ def production_version(client: MlflowClient, system: str) -> str | None:
         return None
 
 
-def _resolve_version(client: MlflowClient, system: str, version: str | None) -> str:
+def resolve_version(client: MlflowClient, system: str, version: str | None) -> str:
     try:
         versions = client.search_model_versions(f"name = '{system}'")
     except MlflowException:
@@ -186,7 +186,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
     warehouse = warehouse or connect()
     who = settings.promoted_by()
     with _registry_lock(system):
-        version = _resolve_version(client, system, version)
+        version = resolve_version(client, system, version)
         champion = production_version(client, system)
         if champion == version:
             event = Event("promote", system, version, champion, who, _now(), reason="already in production")
@@ -198,7 +198,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
             baseline, baseline_name = champion, f"production v{champion}"
             baseline_err = _errors(system, champion, rows)
         elif system != MOVING_AVERAGE:
-            baseline = _resolve_version(client, MOVING_AVERAGE, production_version(client, MOVING_AVERAGE))
+            baseline = resolve_version(client, MOVING_AVERAGE, production_version(client, MOVING_AVERAGE))
             baseline_name = f"{MOVING_AVERAGE} v{baseline} (no champion yet)"
             baseline_err = _errors(MOVING_AVERAGE, baseline, rows)
         else:
