@@ -102,6 +102,100 @@ PREDICTIONS_SCHEMA = TableSchema(
     ("game_date", "game_id", "player_id", "system", "model_version"),
 )
 
+# --- live operation: the schedule, who is out, upstream checks, grades, monitoring, alerts ---------
+SCHEDULE = "schedule"
+PLAYERS_OUT = "players_out"
+DATA_CHECKS = "data_checks"
+PREDICTION_GRADES = "prediction_grades"
+MONITORING = "monitoring_metrics"
+ALERTS = "alerts"
+
+SCHEDULE_SCHEMA = TableSchema(
+    SCHEDULE,
+    (
+        Column("game_date", "DATE", False),
+        Column("game_id", "STRING", False),
+        Column("season", "STRING", False),
+        Column("home_team", "STRING", False),
+        Column("away_team", "STRING", False),
+    ),
+    ("game_id",),
+)
+
+# an injury report: players ruled out of a date's game, used by the slate instead of a roster guess
+PLAYERS_OUT_SCHEMA = TableSchema(
+    PLAYERS_OUT,
+    (
+        Column("game_date", "DATE", False),
+        Column("player_id", "INT64", False),
+        Column("team", "STRING"),
+        Column("reason", "STRING"),
+    ),
+    ("game_date", "player_id"),
+)
+
+# one row per ingested game date: passed, held (incomplete or late: kept out of features) or accepted
+DATA_CHECKS_SCHEMA = TableSchema(
+    DATA_CHECKS,
+    (
+        Column("game_date", "DATE", False),
+        Column("status", "STRING", False),
+        Column("problems", "STRING"),
+        Column("checked_at", "TIMESTAMP", False),
+    ),
+    ("game_date",),
+)
+
+PREDICTION_GRADES_SCHEMA = TableSchema(
+    PREDICTION_GRADES,
+    (
+        Column("game_date", "DATE", False),
+        Column("game_id", "STRING", False),
+        Column("player_id", "INT64", False),
+        Column("system", "STRING", False),
+        Column("model_version", "STRING", False),
+        Column("outcome", "STRING", False),  # graded | void (did not play)
+        Column("predicted_points", "FLOAT64", False),
+        Column("actual_points", "FLOAT64"),
+        Column("abs_error", "FLOAT64"),
+        Column("line", "FLOAT64"),
+        Column("recommendation", "STRING", False),
+        Column("ou_result", "STRING"),  # win | loss | push; null without a call or when void
+        Column("p_over", "FLOAT64"),
+        Column("graded_at", "TIMESTAMP", False),
+    ),
+    ("game_date", "game_id", "player_id", "system", "model_version"),
+)
+
+# long format: one value per (day, system, version, period, metric); data metrics use system "data"
+MONITORING_SCHEMA = TableSchema(
+    MONITORING,
+    (
+        Column("game_date", "DATE", False),
+        Column("system", "STRING", False),
+        Column("model_version", "STRING", False),
+        Column("period", "STRING", False),  # day | 7d | 30d
+        Column("metric", "STRING", False),
+        Column("value", "FLOAT64"),
+        Column("created_at", "TIMESTAMP", False),
+    ),
+    ("game_date", "system", "model_version", "period", "metric"),
+)
+
+ALERTS_SCHEMA = TableSchema(
+    ALERTS,
+    (
+        Column("game_date", "DATE", False),
+        Column("rule", "STRING", False),
+        Column("system", "STRING", False),
+        Column("value", "FLOAT64"),
+        Column("threshold", "FLOAT64"),
+        Column("message", "STRING", False),
+        Column("created_at", "TIMESTAMP", False),
+    ),
+    ("game_date", "rule", "system"),
+)
+
 # --- prediction systems -------------------------------------------------------------------------
 XGBOOST_V1 = "xgboost_v1"
 CATBOOST_V8 = "catboost_v8"
