@@ -7,7 +7,9 @@ the load with a message naming the file, the row, the column and the value.
 from __future__ import annotations
 
 import glob
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +50,13 @@ def _snapshot_order(path: Path) -> tuple[str, str]:
     return (f"{found[3]}-{found[1]}-{found[2]}" if found else "", path.name)
 
 
-def expand_sources(source: str | Path) -> list[Path]:
-    """A file, a folder (its *.csv and *.csv.gz) or a glob, sorted; an error when nothing matches."""
-    path = Path(source)
-    if path.is_dir():
+def expand_sources(source: str | Path | list[Path]) -> list[Path]:
+    """A file, a folder (its *.csv and *.csv.gz), a glob or a list of files, sorted; an error when
+    nothing matches."""
+    path = Path(source) if not isinstance(source, list) else None
+    if path is None:
+        files = sorted(Path(p) for p in source)
+    elif path.is_dir():
         files = sorted([*path.glob("*.csv"), *path.glob("*.csv.gz")])
     elif path.is_file():
         files = [path]
@@ -62,11 +67,50 @@ def expand_sources(source: str | Path) -> list[Path]:
     return files
 
 
-def _fail(path: Path, frame: pd.DataFrame, mask: pd.Series, column: str, expected: str) -> None:
+def confined_sources(field: str, source: str, root: Path, max_bytes: int) -> list[Path]:
+    """The files ``source`` names (a file, a folder or a glob, relative to ``root`` or absolute
+    inside it), for inputs named over HTTP: each must resolve (links followed) to a regular file
+    under ``root``, all of them together at most ``max_bytes``. Every path outside ``root`` gets the
+    same error whether it exists or not, and nothing is opened here: a FIFO or a device is refused
+    by its ``stat``, before a read could block on it or never end."""
+    outside = InputError(f"{field}: {source[:120]!r} is not a file under the data root")
+    pattern = os.path.normpath(os.path.join(root, source))
+    if not Path(pattern).is_relative_to(root):
+        raise outside
+    files: dict[Path, int] = {}
+    for candidate in sorted(glob.glob(pattern)) if any(c in source for c in "*?[") else [pattern]:
+        real = Path(os.path.realpath(candidate))
+        if not real.is_relative_to(root):
+            raise outside
+        if real.is_dir():
+            entries = [Path(os.path.realpath(e)) for e in sorted([*real.glob("*.csv"), *real.glob("*.csv.gz")])]
+        elif real.exists():
+            entries = [real]
+        else:
+            continue
+        for entry in entries:
+            if not entry.is_relative_to(root):
+                raise outside
+            info = entry.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(f"{field}: {entry.relative_to(root)} under the data root is not a regular file")
+            files[entry] = info.st_size
+    if not files:
+        raise InputError(f"{field}: no CSV or CSV.gz file found at {source[:120]!r} under the data root")
+    if sum(files.values()) > max_bytes:
+        raise InputError(f"{field}: {len(files)} file(s) hold {sum(files.values()) / 2**20:.0f} MiB, over the "
+                         f"{max_bytes / 2**20:.0f} MiB limit of one request")
+    return sorted(files)
+
+
+def _fail(path: Path | str, frame: pd.DataFrame, mask: pd.Series, column: str, expected: str,
+          first_row: int = 2) -> None:
+    """``first_row``: the number of the frame's first row where it came from (2 in a CSV file, after
+    the header; 1 in an API's list of rows)."""
     if mask.any():
         idx = int(np.flatnonzero(mask.to_numpy())[0])
         value = frame[column].iloc[idx]
-        raise InputError(f"{path} row {idx + 2}: {column} is {value!r}, expected {expected} "
+        raise InputError(f"{path} row {idx + first_row}: {column} is {value!r}, expected {expected} "
                          f"({int(mask.sum())} bad row(s) in this column)")
 
 
@@ -76,48 +120,64 @@ def _require(path: Path, frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
 
 
-def _integers(path: Path, frame: pd.DataFrame, column: str, required: bool = True) -> pd.Series:
+def _integers(path: Path | str, frame: pd.DataFrame, column: str, required: bool = True,
+              first_row: int = 2) -> pd.Series:
     raw = frame[column]
     numbers = pd.to_numeric(raw, errors="coerce")
     bad = numbers.isna() & (raw.notna() | required) | (numbers.notna() & (numbers % 1 != 0))
-    _fail(path, frame, bad, column, "an integer")
+    _fail(path, frame, bad, column, "an integer", first_row)
     return numbers.astype("Int64")
 
 
 def read_box_scores(source: str | Path) -> pd.DataFrame:
     """Validated box scores from every file in ``source``, in the ``box_scores`` table's columns."""
-    parts = []
-    for path in expand_sources(source):
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        _require(path, raw, BOX_SCORE_COLUMNS)
-        out = pd.DataFrame(index=raw.index)
-        for col in BOX_SCORE_INTEGERS:
-            out[_BOX_RENAMES.get(col, col.lower())] = _integers(path, raw, col)
-        out["plus_minus"] = _integers(path, raw, "PLUS_MINUS", required=False)
-        dates = pd.to_datetime(raw["GAME_DATE"], format="%Y-%m-%d", errors="coerce")
-        _fail(path, raw, dates.isna(), "GAME_DATE", "a date YYYY-MM-DD")
-        matchup = raw["MATCHUP"].str.extract(_MATCHUP)
-        _fail(path, raw, matchup[0].isna(), "MATCHUP", "'TEAM vs. OPP' or 'TEAM @ OPP'")
-        # a few rows print the matchup from the other side ("MIA @ WAS" on a WAS player's row)
-        flipped = matchup[2] == raw["TEAM_ABBREVIATION"]
-        _fail(path, raw, (matchup[0] != raw["TEAM_ABBREVIATION"]) & ~flipped, "TEAM_ABBREVIATION",
-              "one of the teams in MATCHUP")
-        _fail(path, raw, ~raw["SEASON_LABEL"].fillna("").str.match(_SEASON), "SEASON_LABEL",
-              "a season such as 2024-25")
-        _fail(path, raw, raw["GAME_ID"].isna(), "GAME_ID", "a game id")
-        _fail(path, raw, raw["PLAYER_NAME"].isna(), "PLAYER_NAME", "a name")
-        out["player_name"] = raw["PLAYER_NAME"]
-        out["game_id"] = raw["GAME_ID"].str.zfill(10)
-        out["game_date"] = dates.dt.date
-        out["season"] = raw["SEASON_LABEL"]
-        out["team"] = raw["TEAM_ABBREVIATION"]
-        out["opponent"] = matchup[2].where(~flipped, matchup[0])
-        out["is_home"] = (matchup[1] == "vs.") ^ flipped  # "MIA @ WAS" on a WAS row: WAS at home
-        out["win"] = raw["WL"].map({"W": True, "L": False}).astype("boolean")
-        out["_file"] = str(path)
-        out["_row"] = raw.index + 2
-        parts.append(out)
-    frame = pd.concat(parts, ignore_index=True)
+    parts = [_parse_box_scores(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path)
+             for path in expand_sources(source)]
+    return _without_duplicates(pd.concat(parts, ignore_index=True))
+
+
+def box_scores_from_frame(raw: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Rows in the shipped box-score columns that did not come from a file (an API's rows) through
+    the same checks and conversions as a file, so every source yields the same table; a bad row is
+    named by ``origin`` and its position (the first row is 1)."""
+    text = raw.astype(object).where(raw.notna(), None).map(lambda value: None if value is None else str(value))
+    return _without_duplicates(_parse_box_scores(text, origin, first_row=1))
+
+
+def _parse_box_scores(raw: pd.DataFrame, path: Path | str, first_row: int = 2) -> pd.DataFrame:
+    """One file's (or response's) text cells as table rows, plus where each row came from."""
+    _require(path, raw, BOX_SCORE_COLUMNS)
+    out = pd.DataFrame(index=raw.index)
+    for col in BOX_SCORE_INTEGERS:
+        out[_BOX_RENAMES.get(col, col.lower())] = _integers(path, raw, col, first_row=first_row)
+    out["plus_minus"] = _integers(path, raw, "PLUS_MINUS", required=False, first_row=first_row)
+    dates = pd.to_datetime(raw["GAME_DATE"], format="%Y-%m-%d", errors="coerce")
+    _fail(path, raw, dates.isna(), "GAME_DATE", "a date YYYY-MM-DD", first_row)
+    matchup = raw["MATCHUP"].str.extract(_MATCHUP)
+    _fail(path, raw, matchup[0].isna(), "MATCHUP", "'TEAM vs. OPP' or 'TEAM @ OPP'", first_row)
+    # a few rows print the matchup from the other side ("MIA @ WAS" on a WAS player's row)
+    flipped = matchup[2] == raw["TEAM_ABBREVIATION"]
+    _fail(path, raw, (matchup[0] != raw["TEAM_ABBREVIATION"]) & ~flipped, "TEAM_ABBREVIATION",
+          "one of the teams in MATCHUP", first_row)
+    _fail(path, raw, ~raw["SEASON_LABEL"].fillna("").str.match(_SEASON), "SEASON_LABEL",
+          "a season such as 2024-25", first_row)
+    _fail(path, raw, raw["GAME_ID"].isna(), "GAME_ID", "a game id", first_row)
+    _fail(path, raw, raw["PLAYER_NAME"].isna(), "PLAYER_NAME", "a name", first_row)
+    out["player_name"] = raw["PLAYER_NAME"]
+    out["game_id"] = raw["GAME_ID"].str.zfill(10)
+    out["game_date"] = dates.dt.date
+    out["season"] = raw["SEASON_LABEL"]
+    out["team"] = raw["TEAM_ABBREVIATION"]
+    out["opponent"] = matchup[2].where(~flipped, matchup[0])
+    out["is_home"] = (matchup[1] == "vs.") ^ flipped  # "MIA @ WAS" on a WAS row: WAS at home
+    out["win"] = raw["WL"].map({"W": True, "L": False}).astype("boolean")
+    out["_file"] = str(path)
+    out["_row"] = raw.index + first_row
+    return out
+
+
+def _without_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table's columns in key order, after refusing a player-game given twice (naming both places)."""
     dup = frame.duplicated(["player_id", "game_id"], keep=False)
     if dup.any():
         first = frame[dup].iloc[:2]
@@ -134,30 +194,43 @@ class LinesResult:
     unmatched: list[str]  # "name (date)" of lines whose player could not be found in the box scores
 
 
-def read_lines(source: str | Path, box_scores: pd.DataFrame) -> LinesResult:
+def read_lines(source: str | Path | list[Path], box_scores: pd.DataFrame) -> LinesResult:
     """Points lines matched to ``player_id`` through the players each team fielded that season."""
-    parts = []
-    for posted, path in enumerate(sorted(expand_sources(source), key=_snapshot_order)):
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        _require(path, raw, LINE_COLUMNS)
-        raw = raw[raw["market"] == "player_points"].reset_index(drop=True)
-        line = pd.to_numeric(raw["line"], errors="coerce")
-        _fail(path, raw, line.isna() | (line < 0), "line", "a non-negative number")
-        price = pd.to_numeric(raw["price"], errors="coerce")
-        _fail(path, raw, price.isna(), "price", "an American price such as -137")
-        start = pd.to_datetime(raw["commence_time"], utc=True, errors="coerce")
-        _fail(path, raw, start.isna(), "commence_time", "a UTC timestamp")
-        for col in ("home_team", "away_team"):
-            _fail(path, raw, ~raw[col].isin(TEAM_TRICODES), col, "an NBA team name")
-        _fail(path, raw, ~raw["side"].isin(["Over", "Under"]), "side", "Over or Under")
-        parts.append(pd.DataFrame({
-            "player_name": raw["player"], "bookmaker": raw["bookmaker"], "side": raw["side"],
-            "line": line, "price": price.astype("Int64"), "commence_time": start, "posted": posted,
-            # an evening US game starts after midnight UTC: the US (Eastern) calendar day is the date
-            "game_date": start.dt.tz_convert("America/New_York").dt.date,
-            "home": raw["home_team"].map(TEAM_TRICODES), "away": raw["away_team"].map(TEAM_TRICODES),
-        }))
-    raw = pd.concat(parts, ignore_index=True)
+    parts = [_line_rows(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path, posted)
+             for posted, path in enumerate(sorted(expand_sources(source), key=_snapshot_order))]
+    return _match_lines(pd.concat(parts, ignore_index=True), box_scores)
+
+
+def lines_from_frame(raw: pd.DataFrame, origin: str, box_scores: pd.DataFrame) -> LinesResult:
+    """Rows in the daily-fantasy columns that did not come from a file (a sportsbook API's outcomes)
+    through the same checks and name matching as a file; a bad row is named by its position (first = 1)."""
+    return _match_lines(_line_rows(raw, origin, posted=0, first_row=1), box_scores)
+
+
+def _line_rows(raw: pd.DataFrame, path: Path | str, posted: int, first_row: int = 2) -> pd.DataFrame:
+    """One snapshot's points lines, checked, one row per side; ``posted`` orders the snapshots."""
+    _require(path, raw, LINE_COLUMNS)
+    raw = raw[raw["market"] == "player_points"].reset_index(drop=True)
+    line = pd.to_numeric(raw["line"], errors="coerce")
+    _fail(path, raw, line.isna() | (line < 0), "line", "a non-negative number", first_row)
+    price = pd.to_numeric(raw["price"], errors="coerce")
+    _fail(path, raw, price.isna(), "price", "an American price such as -137", first_row)
+    start = pd.to_datetime(raw["commence_time"], utc=True, errors="coerce")
+    _fail(path, raw, start.isna(), "commence_time", "a UTC timestamp", first_row)
+    for col in ("home_team", "away_team"):
+        _fail(path, raw, ~raw[col].isin(TEAM_TRICODES), col, "an NBA team name", first_row)
+    _fail(path, raw, ~raw["side"].isin(["Over", "Under"]), "side", "Over or Under", first_row)
+    return pd.DataFrame({
+        "player_name": raw["player"], "bookmaker": raw["bookmaker"], "side": raw["side"],
+        "line": line, "price": price.astype("Int64"), "commence_time": start, "posted": posted,
+        # an evening US game starts after midnight UTC: the US (Eastern) calendar day is the date
+        "game_date": start.dt.tz_convert("America/New_York").dt.date,
+        "home": raw["home_team"].map(TEAM_TRICODES), "away": raw["away_team"].map(TEAM_TRICODES),
+    })
+
+
+def _match_lines(raw: pd.DataFrame, box_scores: pd.DataFrame) -> LinesResult:
+    """Over and under of each posted line side by side, matched to the player it names."""
     keys = ["game_date", "player_name", "bookmaker", "home", "away", "line", "commence_time", "posted"]
     wide = raw.pivot_table(index=keys, columns="side", values="price", aggfunc="first").reset_index()
     wide = wide.rename(columns={"Over": "over_price", "Under": "under_price"})

@@ -1,0 +1,117 @@
+"""Points lines for one game date: a drop folder of daily-fantasy files, or a sportsbook odds API.
+
+Both go through ``warehouse.ingest``'s checks and name matching, so a line reaches ``prop_lines`` the
+same way whichever source posted it. Names a source prints that match no player are kept on the
+source object (``unmatched``) for the daily summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+import settings
+from contracts import PROP_LINES_SCHEMA
+from sources.base import LinesSource, SourceError
+from warehouse.base import _empty
+from warehouse.ingest import LinesResult, _snapshot_order, expand_sources, lines_from_frame, read_lines
+
+NEW_YORK = "America/New_York"
+
+
+class DropFolderLines(LinesSource):
+    """Files in the daily-fantasy schema dropped in a folder, one snapshot a day named ``MM_DD_YYYY``.
+
+    A snapshot taken on day D+1 (UTC) still holds the evening games of day D, so the lines of D are
+    read from the snapshots of D and D+1 (plus any file without a date in its name); the latest
+    snapshot wins, as in a backfill. Live, the D+1 file does not exist yet, and D's own is used.
+    """
+
+    name = "lines_folder"
+
+    def __init__(self, folder: str | Path = settings.LINES_DEFAULT) -> None:
+        self.folder = Path(folder)
+        self.unmatched: list[str] = []
+
+    def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:
+        wanted = {str(game_date), str(game_date + dt.timedelta(days=1)), ""}
+        files = [path for path in expand_sources(self.folder) if _snapshot_order(path)[0] in wanted]
+        return _of_date(read_lines(files, history) if files else None, game_date, self)
+
+
+class OddsApiLines(LinesSource):
+    """Player points lines from The Odds API (v4): the day's NBA events, then each event's
+    ``player_points`` market, every bookmaker's Over and Under.
+
+    One request lists the events and one more per event fetches its odds; each costs API credits, so a
+    failed request is reported rather than retried.
+    """
+
+    name = "odds_api"
+    base_url = "https://api.the-odds-api.com"
+    sport = "basketball_nba"
+
+    def __init__(self, api_key: str | None = None, regions: str = "us", timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.api_key = api_key or settings.odds_api_key()
+        if not self.api_key:
+            raise SourceError("odds_api: ODDS_API_KEY is not set; it is needed to ask The Odds API for lines")
+        self.regions = regions
+        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self.unmatched: list[str] = []
+
+    def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:
+        # the events that start on game_date in the US (Eastern) calendar, asked for in UTC
+        day = pd.Timestamp(game_date).tz_localize(NEW_YORK)
+        window = {"commenceTimeFrom": _utc(day), "commenceTimeTo": _utc(day + pd.Timedelta(days=1))}
+        events = self._get(f"/v4/sports/{self.sport}/events", window, f"events of {game_date}")
+        rows = []
+        for event in events:
+            odds = self._get(f"/v4/sports/{self.sport}/events/{event['id']}/odds",
+                             {"regions": self.regions, "markets": "player_points", "oddsFormat": "american"},
+                             f"odds of event {event['id']}")
+            rows += _outcome_rows(odds)
+        result = lines_from_frame(pd.DataFrame(rows), f"odds_api {game_date}", history) if rows else None
+        return _of_date(result, game_date, self)
+
+    def _get(self, path: str, params: dict[str, str], what: str) -> list | dict:
+        try:
+            response = self.client.get(path, params={"apiKey": self.api_key, **params})
+        except httpx.TimeoutException:
+            raise SourceError(f"odds_api: {what} timed out after {self.client.timeout.read} s") from None
+        except httpx.HTTPError as exc:
+            raise SourceError(f"odds_api: {what} failed: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            message = response.text[:200]  # the API explains itself briefly; never echo the key-bearing URL
+            raise SourceError(f"odds_api: {what} answered HTTP {response.status_code}: {message}")
+        return response.json()
+
+
+def _outcome_rows(odds: dict) -> list[dict]:
+    """One event's outcomes as rows of the daily-fantasy schema (the bookmaker's title as printed)."""
+    try:
+        return [{"player": outcome["description"], "market": market["key"], "bookmaker": book["title"],
+                 "side": outcome["name"], "line": outcome.get("point"), "price": outcome["price"],
+                 "home_team": odds["home_team"], "away_team": odds["away_team"], "game_id": odds["id"],
+                 "commence_time": odds["commence_time"]}
+                for book in odds["bookmakers"] for market in book["markets"] if market["key"] == "player_points"
+                for outcome in market["outcomes"]]
+    except KeyError as exc:
+        raise SourceError(f"odds_api: odds of event {odds.get('id')} lack the field {exc}") from None
+
+
+def _utc(moment: pd.Timestamp) -> str:
+    return moment.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _of_date(result: LinesResult | None, game_date: dt.date, source: DropFolderLines | OddsApiLines) -> pd.DataFrame:
+    """The lines of ``game_date`` only, remembering the names nobody matched."""
+    if result is None:
+        source.unmatched = []
+        return _empty(PROP_LINES_SCHEMA)
+    source.unmatched = [name for name in result.unmatched if name.endswith(f"({game_date})")]
+    lines = result.lines
+    return lines[lines["game_date"] == game_date].reset_index(drop=True)
