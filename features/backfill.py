@@ -1,8 +1,11 @@
 """Rebuild ``ml_feature_store_v2`` for a date range from box-score and line files.
 
-Inputs are validated whole before anything is written. Each month of the range is then replaced
-in its own transaction, so a rerun leaves exactly the same rows and a run killed half way is
-finished by running it again.
+Inputs are validated whole, and the range clipped to the dates the box scores cover, before
+anything is written. Each month with games is then rebuilt in its own transaction, replacing only
+what it rebuilds: rows by key, the rows of the games it rebuilt, and the played rows of the dates
+it covers. Slate rows of games not played yet, and every row of a date the box scores do not cover,
+stay. So a rerun leaves exactly the same rows, a run killed half way is finished by running it
+again, and a backfill never removes a row it did not rebuild.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA
+from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA, TARGET
 from features.build import build_features
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 from warehouse import Warehouse
+from warehouse.base import Rebuild
 from warehouse.ingest import InputError, read_box_scores, read_lines
+
+# A rebuilt month supersedes the stored rows of its games and the played rows of its dates.
+REBUILD = Rebuild(group="game_id", settled=TARGET)
 
 
 @dataclass
@@ -54,10 +61,23 @@ def month_chunks(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
     return chunks
 
 
+def covered_range(box: pd.DataFrame, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """[start, end] clipped to the dates the box scores cover (all of them by default): a backfill
+    rebuilds only what its inputs describe, so an open-ended range costs no empty writes and a range
+    without box scores is refused while nothing is written."""
+    first, last = min(box["game_date"]), max(box["game_date"])
+    dates = box["game_date"][(box["game_date"] >= (start or first)) & (box["game_date"] <= (end or last))]
+    if dates.empty:
+        raise InputError(f"no box scores between start_date {start or first} and end_date {end or last} "
+                         f"(the box scores cover {first} .. {last})")
+    return min(dates), max(dates)
+
+
 def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | None,
              start: dt.date | None = None, end: dt.date | None = None, progress: bool = True,
              on_date_complete: Callable[[dt.date], None] | None = None) -> BackfillSummary:
-    """Load the input files, then rebuild the feature rows of every game date in [start, end].
+    """Load the input files, then rebuild the feature rows of every game date in [start, end] that
+    the box scores cover.
 
     ``on_date_complete`` is told each game date once its rows are committed (the serving trigger).
     """
@@ -65,24 +85,20 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
         raise InputError(f"start_date {start} is after end_date {end}")
     box = read_box_scores(box_scores)
     line_result = read_lines(lines, box) if lines else None
+    start, end = covered_range(box, start, end)
     warehouse.write(BOX_SCORES_SCHEMA, box)
     if line_result is not None and len(line_result.lines):
         warehouse.write(PROP_LINES_SCHEMA, line_result.lines)
 
     history = warehouse.read(BOX_SCORES_SCHEMA)
-    start = start or min(history["game_date"])
-    end = end or max(history["game_date"])
-    in_range = history[(history["game_date"] >= start) & (history["game_date"] <= end)]
-    if in_range.empty:
-        raise InputError(f"no box scores between start_date {start} and end_date {end} "
-                         f"(the box scores cover {min(history['game_date'])} .. {max(history['game_date'])})")
     features = build_features(history, warehouse.read(PROP_LINES_SCHEMA))
     features = features[(features["game_date"] >= start) & (features["game_date"] <= end)]
 
-    chunks = month_chunks(start, end)
-    for first, last in tqdm(chunks, desc="backfill", unit="month", disable=not progress, mininterval=0, miniters=1):
-        part = features[(features["game_date"] >= first) & (features["game_date"] <= last)]
-        warehouse.write(FEATURE_STORE_SCHEMA, part, replace_range=(first, last))
+    months = [(first, last) for first, last in month_chunks(start, end)
+              if features["game_date"].between(first, last).any()]
+    for first, last in tqdm(months, desc="backfill", unit="month", disable=not progress, mininterval=0, miniters=1):
+        part = features[features["game_date"].between(first, last)]
+        warehouse.write(FEATURE_STORE_SCHEMA, part, rebuild=REBUILD)
         if on_date_complete is not None:
             for day in sorted(part["game_date"].unique()):
                 on_date_complete(day)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -20,6 +22,31 @@ class WarehouseError(RuntimeError):
     """A write or read the warehouse refused; the message says which table and why."""
 
 
+@dataclass(frozen=True)
+class Rebuild:
+    """What a write of rebuilt rows supersedes besides the stored rows sharing a key with a new row.
+
+    A rebuild of some dates replaces the stored rows of every ``group`` (a game) it wrote rows of,
+    and, on each date it wrote rows of, the stored rows whose ``settled`` column is set (played
+    games: their inputs covered that date, so whatever the rebuild left out no longer exists).
+    Nothing else goes: a row the rebuild did not cover (another date, or an unsettled row of a
+    group it has no rows of, such as a slate game not played yet) is never removed by it.
+    """
+
+    group: str
+    settled: str
+
+    def condition(self, schema: TableSchema, staged: str, ident: Callable[[str], str]) -> str:
+        """The SQL that picks the stored rows superseded by the rows in table ``staged``; column
+        names come from ``schema`` only, never from a caller's text."""
+        for name in (self.group, self.settled):
+            if name not in schema.column_names:
+                raise WarehouseError(f"{schema.name} has no column {name!r} to rebuild by")
+        group, date, settled = ident(self.group), ident(schema.date_column), ident(self.settled)
+        return (f"{group} IN (SELECT {group} FROM {staged}) OR "
+                f"({date} IN (SELECT {date} FROM {staged}) AND {settled} IS NOT NULL)")
+
+
 class Warehouse(ABC):
     url: str
 
@@ -30,12 +57,11 @@ class Warehouse(ABC):
         an empty frame with the table's columns when the table does not exist yet."""
 
     @abstractmethod
-    def write(self, schema: TableSchema, frame: pd.DataFrame,
-              replace_range: DateRange | None = None) -> int:
+    def write(self, schema: TableSchema, frame: pd.DataFrame, rebuild: Rebuild | None = None) -> int:
         """Store rows in one transaction, replacing what they supersede so a rerun never duplicates.
 
-        With ``replace_range`` every stored row in that date range is replaced (a backfill of those
-        dates); otherwise stored rows with the same key are replaced (an upsert).
+        Stored rows with the same key are replaced (an upsert); with ``rebuild`` also the rows it
+        describes (a backfill of some dates), and never any other.
         """
 
     @abstractmethod

@@ -1,7 +1,7 @@
 """The cloud warehouse: the production tables in one BigQuery dataset.
 
 Writes stage the rows in a scratch table and swap them in with one multi-statement transaction, so
-a reader never sees a half-replaced date range and a failed write leaves the table as it was. Every
+a reader never sees a half-rebuilt month and a failed write leaves the table as it was. Every
 value travels as a bound query parameter: nothing a caller passes is ever spliced into SQL text.
 """
 
@@ -17,7 +17,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from contracts import TableSchema
-from warehouse.base import DateRange, Warehouse, WarehouseError, _empty, _typed, check_frame
+from warehouse.base import DateRange, Rebuild, Warehouse, WarehouseError, _empty, _typed, check_frame
 
 # Project ids may be domain-scoped (``example.com:proj``); dataset ids are letters, digits, ``_``.
 _URL = re.compile(r"bigquery://(?P<project>[a-z][a-z0-9.:-]*[a-z0-9])/(?P<dataset>\w+)/?")
@@ -84,18 +84,17 @@ def count_sql(table: str) -> str:
     return f"SELECT COUNT(*) AS n FROM {_ident(table)}"
 
 
-def write_script(table: str, staging: str, schema: TableSchema, replace_range: bool) -> str:
+def write_script(table: str, staging: str, schema: TableSchema, rebuild: Rebuild | None = None) -> str:
     """One script, one transaction: the delete and the insert commit together or not at all.
 
-    A date-range replace needs ``@start`` and ``@end`` bound; an upsert deletes the stored rows
-    whose key appears among the staged ones.
+    It deletes the stored rows whose key appears among the staged ones and, for a rebuild, the rows
+    the staged ones supersede (the same rows the DuckDB backend deletes).
     """
     target, staged = _ident(table), _ident(staging)
-    if replace_range:
-        condition = f"{_ident(schema.date_column)} BETWEEN @start AND @end"
-    else:
-        keys = ", ".join(_ident(k) for k in schema.key)
-        condition = f"STRUCT({keys}) IN (SELECT AS STRUCT {keys} FROM {staged})"
+    keys = ", ".join(_ident(k) for k in schema.key)
+    condition = f"STRUCT({keys}) IN (SELECT AS STRUCT {keys} FROM {staged})"
+    if rebuild is not None:
+        condition += " OR " + rebuild.condition(schema, staged, _ident)
     cols = ", ".join(_ident(c) for c in schema.column_names)
     return (
         "BEGIN TRANSACTION;\n"
@@ -139,24 +138,20 @@ class BigQueryWarehouse(Warehouse):
         # package for DATE columns; _typed gives the dtypes either way.
         return _typed(schema, job.result().to_arrow().to_pandas())
 
-    def write(self, schema: TableSchema, frame: pd.DataFrame,
-              replace_range: DateRange | None = None) -> int:
+    def write(self, schema: TableSchema, frame: pd.DataFrame, rebuild: Rebuild | None = None) -> int:
         frame = check_frame(schema, frame)
         table = self.table_id(schema.name)
-        fields = bq_schema(schema)
-        self.client.create_table(bigquery.Table(table, schema=fields), exists_ok=True)
         # Unique per write so concurrent writers to the same table never share a staging table.
         staging = self.table_id(f"_staging_{schema.name}_{uuid.uuid4().hex[:12]}")
+        script = write_script(table, staging, schema, rebuild)  # a bad rebuild fails before any call
+        fields = bq_schema(schema)
+        self.client.create_table(bigquery.Table(table, schema=fields), exists_ok=True)
         try:
             self.client.load_table_from_dataframe(
                 frame, staging,
                 job_config=bigquery.LoadJobConfig(schema=fields, write_disposition="WRITE_TRUNCATE"),
             ).result()
-            params = _range_params(replace_range) if replace_range is not None else []
-            self.client.query(
-                write_script(table, staging, schema, replace_range is not None),
-                job_config=bigquery.QueryJobConfig(query_parameters=params),
-            ).result()
+            self.client.query(script).result()
         finally:
             self.client.delete_table(staging, not_found_ok=True)
         return len(frame)

@@ -20,8 +20,9 @@ from google.cloud import bigquery
 from sqlglot import exp
 
 from contracts import BOX_SCORES_SCHEMA, PREDICTIONS_SCHEMA, PROP_LINES_SCHEMA, TableSchema
+from features.definitions import FEATURE_STORE_SCHEMA
 from warehouse import WarehouseError, connect
-from warehouse.base import _empty
+from warehouse.base import Rebuild, _empty
 from warehouse.bigquery_backend import BigQueryWarehouse, parse_url, select_sql, write_script
 from warehouse.duckdb_backend import DuckDBWarehouse
 
@@ -160,19 +161,20 @@ def test_default_client_is_created_lazily_for_the_project(monkeypatch: pytest.Mo
 # --- pure SQL -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: s.name)
-@pytest.mark.parametrize("replace", [True, False])
-def test_write_script_is_one_transaction(schema: TableSchema, replace: bool) -> None:
-    sql = write_script(f"p.d.{schema.name}", f"p.d._staging_{schema.name}", schema, replace)
+@pytest.mark.parametrize("rebuild", [Rebuild("game_id", "points"), None])
+def test_write_script_is_one_transaction(schema: TableSchema, rebuild: Rebuild | None) -> None:
+    schema = FEATURE_STORE_SCHEMA if rebuild is not None else schema
+    staged = f"`p.d._staging_{schema.name}`"
+    sql = write_script(f"p.d.{schema.name}", f"p.d._staging_{schema.name}", schema, rebuild)
     statements = parse_bigquery(sql)
     assert [type(s) for s in statements] == [exp.Transaction, exp.Delete, exp.Insert, exp.Commit]
     assert statements[1].find(exp.Table).sql("bigquery") == f"`p.d.{schema.name}`"
-    if replace:
-        assert f"`{schema.date_column}` BETWEEN @start AND @end" in sql
-        assert "STRUCT" not in sql
-    else:
-        keys = ", ".join(f"`{k}`" for k in schema.key)
-        assert f"STRUCT({keys}) IN (SELECT AS STRUCT {keys} FROM `p.d._staging_{schema.name}`)" in sql
-        assert "@" not in sql
+    keys = ", ".join(f"`{k}`" for k in schema.key)
+    assert f"STRUCT({keys}) IN (SELECT AS STRUCT {keys} FROM {staged})" in sql
+    assert "@" not in sql and "BETWEEN" not in sql  # never a whole date range
+    if rebuild is not None:
+        assert (f"OR `game_id` IN (SELECT `game_id` FROM {staged}) OR (`game_date` IN "
+                f"(SELECT `game_date` FROM {staged}) AND `points` IS NOT NULL);") in sql
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: s.name)
@@ -283,13 +285,13 @@ def test_upsert_creates_loads_merges_and_drops_staging() -> None:
     assert list(load["frame"].columns) == BOX_SCORES_SCHEMA.column_names
 
     q = client.call("query")
-    assert q["sql"] == write_script("proj-1.nba.box_scores", staging, BOX_SCORES_SCHEMA, False)
+    assert q["sql"] == write_script("proj-1.nba.box_scores", staging, BOX_SCORES_SCHEMA)
     assert params(q["job_config"]) == {}
     assert client.call("delete_table") == {"table": staging, "not_found_ok": True}
     assert staging not in client.tables
 
 
-def test_replace_range_binds_the_dates() -> None:
+def test_a_rebuild_write_deletes_what_it_supersedes_in_the_same_transaction() -> None:
     client = FakeClient()
     lines = pd.DataFrame([{
         "game_date": dt.date(2025, 2, 1), "player_id": 7, "player_name": "A", "bookmaker": "dk",
@@ -297,16 +299,23 @@ def test_replace_range_binds_the_dates() -> None:
         "commence_time": pd.Timestamp("2025-02-01T19:00Z"),
     }])
     wh = BigQueryWarehouse(URL, client=client)
-    assert wh.write(PROP_LINES_SCHEMA, lines, (dt.date(2025, 1, 1), dt.date(2025, 2, 28))) == 1
+    assert wh.write(PROP_LINES_SCHEMA, lines, Rebuild("player_name", "line")) == 1
     q = client.call("query")
-    assert "2025" not in q["sql"]
-    assert "DELETE FROM `proj-1.nba.prop_lines` WHERE `game_date` BETWEEN @start AND @end;" in q["sql"]
-    assert params(q["job_config"]) == {"start": ("DATE", dt.date(2025, 1, 1)),
-                                       "end": ("DATE", dt.date(2025, 2, 28))}
+    staging = client.call("load")["destination"]
+    assert q["sql"] == write_script("proj-1.nba.prop_lines", staging, PROP_LINES_SCHEMA,
+                                    Rebuild("player_name", "line"))
+    assert "2025" not in q["sql"] and params(q["job_config"]) == {}
     fields = {f.name: f.field_type for f in client.call("load")["job_config"].schema}
     assert fields["commence_time"] == "TIMESTAMP" and fields["line"] == "FLOAT64"
     assert fields["game_date"] == "DATE" and fields["over_price"] == "INT64"
     assert client.names()[-1] == "delete_table"
+
+
+def test_a_rebuild_by_an_unknown_column_fails_before_any_client_call() -> None:
+    client = FakeClient()
+    with pytest.raises(WarehouseError, match="box_scores has no column 'match_id' to rebuild by"):
+        BigQueryWarehouse(URL, client=client).write(BOX_SCORES_SCHEMA, box_rows(), Rebuild("match_id", "points"))
+    assert client.calls == []
 
 
 def test_staging_is_dropped_when_the_transaction_fails() -> None:
