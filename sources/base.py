@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -54,3 +55,12 @@ class OutListSource(ABC):
         """``PLAYERS_OUT_SCHEMA`` rows for ``game_date`` (none when nothing was reported); ``history``
         (box scores known so far) turns printed names into player ids."""
 
+
+
+@dataclass
+class Sources:
+    """Where the daily job takes a day's facts from: results and the schedule, lines, who is ruled out."""
+
+    results: ResultsSource
+    lines: LinesSource | None = None
+    out_list: OutListSource | None = None

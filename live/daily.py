@@ -1,0 +1,308 @@
+"""The daily job: what the platform does once a game day, in order, with no person in the loop.
+
+ingest results and lines since the last checked day → check them (an incomplete or late day is held
+out) → rebuild the features of the new days → grade stored predictions → retrain through the gate
+when due → build tonight's slate from the schedule → predict it through the worker → publish
+``feature-store-date-ready`` → monitor and alert.
+
+Every step works out from what is stored what is still missing and does only that, so a rerun
+changes nothing and a run killed half way is finished by running it again. The job's clock (``now``)
+stamps every row it writes; a replay passes the evening of the simulated day, so two replays write
+identical rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from contracts import (
+    BOX_SCORES_SCHEMA,
+    DATA_CHECKS_SCHEMA,
+    DATA_SYSTEM,
+    MONITORING_SCHEMA,
+    PLAYERS_OUT_SCHEMA,
+    PREDICTION_GRADES_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    PROP_LINES_SCHEMA,
+    SCHEDULE_SCHEMA,
+    TARGET,
+    VOID,
+)
+from features.backfill import REBUILD
+from features.build import build_features
+from features.definitions import FEATURE_STORE_SCHEMA
+from features.slate import SCHEDULE_ROSTER_GAMES, build_slate, season_of, slate_from_schedule
+from monitoring.alerts import Thresholds, raise_alerts
+from monitoring.grading import grade_days
+from monitoring.metrics import DriftReference, drift_reference, record_data_metrics, record_model_metrics
+from monitoring.tracking import log_days, registered_test_mae
+from registry.promotion import registry_client
+from serving.coordinator import predict_date
+from serving.events import DateReady, EventBus
+from sources.base import Sources
+from warehouse import Warehouse, connect
+from warehouse.checks import ACCEPTED, HELD, USABLE, check_days, record_checks
+from warehouse.ingest import InputError
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_DAYS = 45  # how far back a run looks for work a killed run left undone
+
+
+@dataclass
+class DailyConfig:
+    date: dt.date
+    retrain_every: int = 0  # days between retrains; 0: never (run ``retrain`` yourself)
+    gate_days: int = 14  # the most recent days a retrained challenger is judged on
+    webhook_url: str | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    roster_games: int = SCHEDULE_ROSTER_GAMES
+    now: dt.datetime | None = None  # the job's clock; default: the wall clock
+    predict: bool = True  # False: only take in results and grade (a replay's closing day)
+    train_start: dt.date | None = None  # first game date a retrain fits on; default all stored
+
+    def stamp(self) -> pd.Timestamp:
+        stamp = pd.Timestamp(self.now or dt.datetime.now(dt.UTC))
+        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).floor("s")
+
+
+@dataclass
+class Worker:
+    """The worker that predicts the slate, and how to make it pick up a promotion at once."""
+
+    url: str
+    reload: Callable[[], object]
+
+
+@dataclass
+class DayReport:
+    """One readable line per step, and the alerts the day raised."""
+
+    date: dt.date
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    predicted: int = 0
+
+    def add(self, step: str, text: str) -> None:
+        self.steps.append((step, text))
+        log.info("%-8s %s", step, text)
+
+    def render(self) -> str:
+        return "\n".join([f"daily {self.date}"] + [f"  {step:<8} {text}" for step, text in self.steps])
+
+
+# --- ingest and check ---------------------------------------------------------------------------
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def ingest(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, report: DayReport) -> None:
+    """Results of every day from the last checked one to yesterday, and held days again; the checks
+    decide which are written to ``box_scores``."""
+    checks = warehouse.read(DATA_CHECKS_SCHEMA)
+    stored = warehouse.read(BOX_SCORES_SCHEMA)
+    if checks.empty and stored.empty:
+        raise InputError("the warehouse holds no box scores: run backfill (or replay) first")
+    pointer = max(checks["game_date"]) if len(checks) else max(stored["game_date"])
+    yesterday = cfg.date - dt.timedelta(days=1)
+    retry = set(checks.loc[checks["status"] == HELD, "game_date"]) | (
+        set(checks.loc[checks["status"] == ACCEPTED, "game_date"]) - set(stored["game_date"]))
+    first = min([pointer + dt.timedelta(days=1), *retry])
+    schedule = sources.results.schedule(first, cfg.date)
+    if len(schedule):
+        warehouse.write(SCHEDULE_SCHEMA, schedule[SCHEDULE_SCHEMA.column_names])
+    if first > yesterday:
+        report.add("ingest", f"nothing new: results are in up to {pointer}")
+        return
+    wanted = sorted({d for d in schedule["game_date"] if first <= d <= yesterday}
+                    | {d for d in retry if d <= yesterday})
+    box = sources.results.box_scores(first, yesterday)
+    box = box[box["game_date"].isin(wanted)]
+    recorded = record_checks(warehouse, check_days(box, schedule[schedule["game_date"].isin(wanted)], today=cfg.date),
+                             cfg.stamp())
+    usable = recorded.loc[recorded["status"].isin(USABLE), "game_date"]
+    written = box[box["game_date"].isin(set(usable))]
+    if len(written):
+        warehouse.write(BOX_SCORES_SCHEMA, written)
+    held = recorded[recorded["status"] == HELD]
+    report.held = [f"{r.game_date}: {r.problems}" for r in held.itertuples()]
+    report.add("ingest", f"results {first} .. {yesterday}: {len(wanted)} game day(s), {len(written)} player-games "
+                         "written")
+    report.add("checks", f"{len(usable)} day(s) usable" + (f", {len(held)} held: " + " | ".join(report.held)
+                                                           if len(held) else ""))
+
+
+def ingest_lines(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, report: DayReport) -> None:
+    """Tonight's lines (the latest snapshot before tip-off wins, as in a backfill)."""
+    if sources.lines is None:
+        return
+    history = warehouse.read(BOX_SCORES_SCHEMA)
+    lines = sources.lines.lines(cfg.date, history)
+    if len(lines):
+        warehouse.write(PROP_LINES_SCHEMA, lines[PROP_LINES_SCHEMA.column_names])
+    report.add("lines", f"{len(lines)} points line(s) for {cfg.date}")
+
+
+# --- features -----------------------------------------------------------------------------------
+def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
+    """Rebuild the feature rows of recent days whose played rows are missing or out of date, as a
+    backfill does: a played game replaces its slate rows (those of players who sat out included; their
+    predictions stay, graded void), and slate rows of games not yet played stay."""
+    since = cfg.date - dt.timedelta(days=LOOKBACK_DAYS)
+    box = warehouse.read(BOX_SCORES_SCHEMA)
+    store = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(since, cfg.date))
+    recent = box[box["game_date"] >= since].groupby("game_date").size()
+    played = store[store[TARGET].notna()].groupby("game_date").size()
+    stale = [d for d, n in recent.items() if played.get(d, 0) != n]
+    if not stale:
+        report.add("features", "up to date")
+        return
+    first = min(stale)
+    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA))
+    features = features[features["game_date"] >= first]
+    warehouse.write(FEATURE_STORE_SCHEMA, features, rebuild=REBUILD)
+    report.add("features", f"rebuilt {features['game_date'].nunique()} day(s) from {first}: {len(features)} rows")
+
+
+# --- grading ------------------------------------------------------------------------------------
+def grade(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
+    """Grade every stored prediction of the recent days whose game has results (a rerun writes nothing)."""
+    grades = grade_days(warehouse, cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date - dt.timedelta(days=1))
+    if grades.empty:
+        report.add("grade", "no predictions with results to grade")
+        return
+    latest = grades[grades["game_date"] == max(grades["game_date"])]
+    void = int((latest["outcome"] == VOID).sum())
+    report.add("grade", f"{len(latest)} prediction(s) of {max(grades['game_date'])} graded, {void} void "
+                        f"({len(grades)} in the last {LOOKBACK_DAYS} days)")
+
+
+# --- slate and prediction -----------------------------------------------------------------------
+def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker_url: str,
+                  report: DayReport) -> None:
+    """Tonight's slate from the schedule (and the injury report), predicted through the worker."""
+    schedule = warehouse.read(SCHEDULE_SCHEMA, date_range=(cfg.date, cfg.date))
+    if schedule.empty:
+        report.add("slate", f"no games scheduled on {cfg.date}")
+        return
+    out = None
+    if sources.out_list is not None:
+        out = sources.out_list.players_out(cfg.date, warehouse.read(BOX_SCORES_SCHEMA))
+    if out is not None and len(out):
+        warehouse.write(PLAYERS_OUT_SCHEMA, out[PLAYERS_OUT_SCHEMA.column_names])
+    stored = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(cfg.date, cfg.date))
+    if stored.empty:
+        rows = build_slate(warehouse, slate_from_schedule(schedule), out, cfg.roster_games)
+        rows = rows[rows["game_date"] == cfg.date]
+        warehouse.write(FEATURE_STORE_SCHEMA, rows)
+        report.add("slate", f"{len(schedule)} game(s), {len(rows)} players"
+                            + (f" ({len(out)} ruled out by the injury report)" if out is not None else ""))
+    else:
+        report.add("slate", f"{len(schedule)} game(s), {len(stored)} players (built earlier)")
+    if _already_predicted(cfg.date, worker_url, warehouse):
+        report.add("predict", f"{cfg.date}: every slate player already predicted by every served version")
+        return
+    run = predict_date(cfg.date, worker_url, warehouse, source="daily", created_at=cfg.stamp())
+    report.predicted = run.written
+    report.add("predict", run.render())
+    if not run.ok:
+        raise RuntimeError(f"predictions for {cfg.date} incomplete: " + "; ".join(run.failed_batches))
+
+
+def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse) -> bool:
+    """Whether every feature row of ``day`` has a prediction from each version the worker serves
+    (a rerun then writes nothing; after a promotion the new version predicts the slate too)."""
+    served = httpx.get(f"{worker_url}/", timeout=30.0).json()["systems"]
+    rows = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(day, day))
+    done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
+    have = set(zip(done["player_id"], done["system"], done["model_version"], strict=True))
+    return bool(served) and all((p, s, str(v["version"])) in have for p in rows["player_id"] for s, v in served.items())
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _drift_reference(warehouse_url: str, season_start: dt.date) -> DriftReference:
+    """The training data's feature distribution: the three seasons before the current one."""
+    rows = connect(warehouse_url).read(FEATURE_STORE_SCHEMA, date_range=(season_start - dt.timedelta(days=3 * 365),
+                                                                          season_start - dt.timedelta(days=1)))
+    return drift_reference(rows[rows[TARGET].notna()])
+
+
+def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
+    """Model metrics of every graded day not yet recorded, data metrics of tonight's rows, the MLflow
+    record, and the alerts (POSTed once to the webhook)."""
+    window = (cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date)
+    graded = set(warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=window)["game_date"])
+    recorded = warehouse.read(MONITORING_SCHEMA, date_range=window)
+    recorded = set(recorded.loc[recorded["system"] != DATA_SYSTEM, "game_date"])
+    days = sorted(graded - recorded)
+    rows = [record_model_metrics(warehouse, day) for day in days]
+    for day, day_rows in zip(days, rows, strict=True):
+        report.add("monitor", _monitor_line(day, day_rows))
+    schedule = warehouse.read(SCHEDULE_SCHEMA)
+    season_start = min(schedule.loc[schedule["season"] == season_of(cfg.date), "game_date"], default=cfg.date)
+    data_rows = record_data_metrics(warehouse, cfg.date, _drift_reference(warehouse.url, season_start))
+    psi = data_rows.loc[data_rows["metric"] == "psi_max", "value"]
+    report.add("drift", f"max PSI {psi.iloc[0]:.2f} over the last week's feature rows" if len(psi) else "no rows")
+    log_days(warehouse, min([*days, cfg.date]), cfg.date)
+    metrics = pd.concat([*rows, data_rows], ignore_index=True)
+    client = registry_client()
+    test_mae = {(s, v): mae for s, v in metrics.loc[metrics["system"] != DATA_SYSTEM, ["system", "model_version"]]
+                .drop_duplicates().itertuples(index=False)
+                if (mae := registered_test_mae(client, s, v)) is not None}
+    outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url)
+    report.alerts = [a.line() for a in outcome.alerts]
+    report.add("alerts", "none" if not outcome.alerts else "; ".join(report.alerts)
+               + (f" ({outcome.notified} sent to the webhook)" if outcome.notified else "")
+               + (f"; {outcome.webhook_error}" if outcome.webhook_error else ""))
+
+
+def _monitor_line(day: dt.date, rows: pd.DataFrame) -> str:
+    day_rows = rows[(rows["period"] == "day") & (rows["metric"] == "mae")].dropna(subset=["value"])
+    parts = [f"{r.system} v{r.model_version} MAE {r.value:.2f}" for r in day_rows.itertuples()]
+    return f"{day}: " + (", ".join(parts) if parts else "no graded predictions")
+
+
+# --- the job ------------------------------------------------------------------------------------
+def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, report: DayReport) -> None:
+    """Retrain when the newest registered models are more than ``retrain_every`` days old; the worker
+    reloads at once when a challenger was promoted."""
+    from live.retrain import last_trained_through, retrain
+
+    if cfg.retrain_every <= 0:
+        return
+    through = last_trained_through()
+    if through is not None and (cfg.date - through).days <= cfg.retrain_every:
+        report.add("retrain", f"not due: models trained through {through}")
+        return
+    result = retrain(cfg.date, gate_days=cfg.gate_days, warehouse=warehouse, train_start=cfg.train_start)
+    if result.promoted:
+        worker.reload()
+    report.add("retrain", result.render())
+
+
+def run_daily(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker: Worker,
+              bus: EventBus | None = None) -> DayReport:
+    """One game day, start to end; see the module docstring for the steps."""
+    report = DayReport(cfg.date)
+    ingest(cfg, sources, warehouse, report)
+    ingest_lines(cfg, sources, warehouse, report)
+    refresh_features(cfg, warehouse, report)
+    grade(cfg, warehouse, report)
+    retrain_if_due(cfg, warehouse, worker, report)
+    if cfg.predict:
+        predict_slate(cfg, sources, warehouse, worker.url, report)
+        if bus is not None:
+            bus.publish(DateReady(cfg.date))
+            report.add("publish", f"feature-store-date-ready {cfg.date}")
+    monitor(cfg, warehouse, report)
+    return report

@@ -1,0 +1,210 @@
+"""Season replay: the daily job run for every date of a past range, as the platform would have lived it.
+
+The replay keeps its own warehouse and MLflow store under ``home`` (the user's registry and
+production aliases are never touched). It starts from what was known before the range: box scores
+before ``start``, features built from them, and models trained on them and promoted through the
+gate. Each simulated evening then runs :func:`live.daily.run_daily`: yesterday's results come in,
+predictions are graded, the slate is built from the schedule and the roster guess (never the box
+score of the day), and the models are retrained weekly through the gate. What it reports is what a
+user would have got; the gap to a walk-forward backtest of the same models with the lineups known
+is printed beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import settings
+from contracts import BOX_SCORES_SCHEMA, PREDICTION_GRADES_SCHEMA, PREDICTIONS_SCHEMA, PROP_LINES_SCHEMA, TARGET
+from features.build import build_features
+from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from live.daily import DailyConfig, DayReport, run_daily
+from sources.base import Sources
+from warehouse import Warehouse, connect
+
+log = logging.getLogger(__name__)
+
+EVENING_UTC = dt.time(22, 0)  # when a simulated day's job runs: before the evening's tip-offs
+
+
+@dataclass
+class ReplayConfig:
+    start: dt.date
+    end: dt.date
+    home: Path  # the replay's own warehouse and MLflow store
+    sources: Sources
+    retrain_every: int = 7
+    gate_days: int = 14
+    train_years: int = 3  # seasons of history each retrain fits on (speed; older seasons add little)
+    webhook_url: str | None = None
+
+    def check(self) -> None:
+        if self.start > self.end:
+            raise ValueError(f"start_date {self.start} is after end_date {self.end}")
+        if self.retrain_every < 0:
+            raise ValueError(f"retrain_every is {self.retrain_every}; it must be 0 (never) or more days")
+
+
+@dataclass
+class ReplayReport:
+    start: dt.date
+    end: dt.date
+    systems: dict[str, dict[str, float]] = field(default_factory=dict)
+    coverage: float = float("nan")
+    played: int = 0
+    days: list[DayReport] = field(default_factory=list)
+
+    def render(self) -> str:
+        keys = ("live_mae", "within_3_pct", "graded", "void", "hit_rate", "calls", "brier", "known_lineup_mae",
+                "gap")
+        rows = [f"replay {self.start} .. {self.end}: {self.played} player-games played, "
+                f"{self.coverage:.1%} of them on a slate",
+                "| system | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for system, values in self.systems.items():
+            rows.append(f"| {system} | " + " | ".join(_cell(values.get(k)) for k in keys) + " |")
+        return "\n".join(rows)
+
+    def to_json(self) -> dict:
+        return {"start": str(self.start), "end": str(self.end), "played": self.played,
+                "coverage": self.coverage, "systems": self.systems}
+
+
+def _cell(value: float | None) -> str:
+    if value is None or value != value:
+        return ""
+    return f"{value:.0f}" if float(value).is_integer() and abs(value) > 1 else f"{value:.3f}"
+
+
+@contextlib.contextmanager
+def isolated(home: Path) -> Iterator[str]:
+    """Point the warehouse, MLflow and Optuna at ``home`` for the replay; yields the warehouse URL."""
+    import mlflow
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+           "MLFLOW_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
+           "OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        yield env["WAREHOUSE_URL"]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        mlflow.set_tracking_uri(settings.tracking_uri())
+
+
+def bootstrap(warehouse: Warehouse, sources: Sources, start: dt.date) -> str:
+    """The warehouse as it stood the evening before ``start``: box scores and lines before it and
+    their features. Skipped when the replay's warehouse already holds them (a resumed replay)."""
+    if warehouse.count(BOX_SCORES_SCHEMA):
+        return "warehouse already bootstrapped"
+    box = sources.results.box_scores(dt.date(1900, 1, 1), start - dt.timedelta(days=1))
+    if box.empty:
+        raise ValueError(f"no box scores before start_date {start}: nothing to learn from")
+    warehouse.write(BOX_SCORES_SCHEMA, box)
+    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA))
+    warehouse.write(FEATURE_STORE_SCHEMA, features)
+    return f"bootstrapped {len(box)} player-games up to {max(box['game_date'])}"
+
+
+def evening(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, EVENING_UTC, tzinfo=dt.UTC)
+
+
+def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
+    from live.retrain import retrain
+    from live.worker import worker_for
+    from registry.promotion import production_version, registry_client
+
+    cfg.check()
+    report = ReplayReport(cfg.start, cfg.end)
+    with isolated(cfg.home) as url:
+        warehouse = connect(url)
+        log.info(bootstrap(warehouse, cfg.sources, cfg.start))
+        train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
+        if production_version(registry_client(), "moving_average") is None:
+            log.info(retrain(cfg.start, cfg.gate_days, warehouse, train_start=train_start).render())
+        with worker_for(warehouse) as worker:
+            days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 2)]
+            for day in tqdm(days, desc="replay", unit="day", disable=not progress):
+                # the day after the range only takes in the last results and grades them
+                day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
+                                      gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
+                                      predict=day <= cfg.end, train_start=train_start)
+                report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
+        summarize(warehouse, report)
+    return report
+
+
+# --- the figures a user gets --------------------------------------------------------------------
+def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
+    """Live figures per system over the graded predictions of the range, the slate coverage of the
+    games actually played, and the same models' error with the lineups known (the walk-forward
+    backtest of the same range)."""
+    window = (report.start, report.end)
+    grades = warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=window)
+    predictions = warehouse.read(PREDICTIONS_SCHEMA, date_range=window)
+    box = warehouse.read(BOX_SCORES_SCHEMA, date_range=window)
+    store = warehouse.read(FEATURE_STORE_SCHEMA, date_range=window)
+    played = store[store[TARGET].notna()]
+    report.played = len(box)
+    slate_keys = set(zip(predictions["game_id"], predictions["player_id"], strict=True))
+    report.coverage = float(np.mean([k in slate_keys for k in zip(box["game_id"], box["player_id"], strict=True)])) \
+        if len(box) else float("nan")
+    known = known_lineup_errors(grades, played)
+    for system, mine in grades.groupby("system"):
+        graded = mine[mine["outcome"] == "graded"]
+        calls = graded[graded["ou_result"].isin(["win", "loss"])]
+        priced = graded[graded["p_over"].notna() & (graded["ou_result"] != "push")]
+        over = (priced["actual_points"] > priced["line"]).astype(float)
+        values = {
+            "live_mae": float(graded["abs_error"].mean()),
+            "within_3_pct": float((graded["abs_error"] <= 3).mean() * 100),
+            "graded": float(len(graded)), "void": float((mine["outcome"] == "void").sum()),
+            "hit_rate": float((calls["ou_result"] == "win").mean()) if len(calls) else float("nan"),
+            "calls": float(len(calls)),
+            "brier": float(((priced["p_over"] - over) ** 2).mean()) if len(priced) else float("nan"),
+        }
+        if system in known:
+            values["known_lineup_mae"] = known[system]
+            values["gap"] = values["live_mae"] - known[system]
+        report.systems[str(system)] = values
+
+
+def known_lineup_errors(grades: pd.DataFrame, played: pd.DataFrame) -> dict[str, float]:
+    """Each graded prediction's model run again on the feature row built from the day's box score (who
+    actually played): MAE per system over the same player-games."""
+    import mlflow
+
+    graded = grades[grades["outcome"] == "graded"]
+    rows = played.set_index(["game_id", "player_id"])
+    out: dict[str, list[np.ndarray]] = {}
+    for (system, version), mine in graded.groupby(["system", "model_version"]):
+        keys = list(zip(mine["game_id"], mine["player_id"], strict=True))
+        x = rows.loc[keys, list(FEATURE_NAMES)].astype(float)
+        model = mlflow.pyfunc.load_model(f"models:/{system}/{version}")
+        predicted = np.asarray(model.predict(x.reset_index(drop=True)), dtype=float)
+        out.setdefault(str(system), []).append(np.abs(mine["actual_points"].to_numpy(float) - predicted))
+    return {s: float(np.concatenate(e).mean()) for s, e in out.items()}
+
+
+def write_result(report: ReplayReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True))
