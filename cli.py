@@ -64,40 +64,54 @@ def _number(name: str, value: str, kind: type, optional: bool = False) -> float 
         raise UsageError(f"{name} is {value!r}, expected {'an integer' if kind is int else 'a number'}") from None
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from training.train import TrainConfig, train
+def _systems(value: str) -> tuple[str, ...] | None:
+    return tuple(s.strip() for s in value.split(",") if s.strip()) or None
 
-    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip()) if args.systems else None
-    config = TrainConfig(
-        start_date=parse_date("start_date", args.start_date), end_date=parse_date("end_date", args.end_date),
-        test_start=parse_date("test_start", args.test_start),
-        n_trials=_number("n_trials", args.n_trials, int),
-        timeout=_number("timeout", args.timeout, float, optional=True),
-        seed=_number("seed", args.seed, int), study_name=args.study_name,
-        experiment_name=args.experiment_name or DEFAULT_EXPERIMENT,
-        optuna_storage=args.optuna_storage or settings.optuna_storage_default(),
-    )
-    if systems is not None:
-        config.systems = systems
-    train(config, progress=not args.quiet)
+
+def _spec(args: argparse.Namespace, **overrides: object):  # -> training.spec.RunSpec (imported late: --help)
+    """The experiment spec named by ``--experiment``, with the options given on the command line in
+    place of its values (an empty option, MLproject's default, keeps the spec's)."""
+    from training.spec import load_spec
+
+    seed = _number("seed", args.seed, int) if args.seed else None
+    return load_spec(args.experiment).override(systems=_systems(args.systems), seed=seed, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    no_limit = args.timeout.lower() == "none"  # lifts the spec's limit; "" keeps it
+    spec = _spec(args, start_date=parse_date("start_date", args.start_date),
+                 end_date=parse_date("end_date", args.end_date), test_start=parse_date("test_start", args.test_start),
+                 n_trials=_number("n_trials", args.n_trials, int) if args.n_trials else None,
+                 timeout="none" if no_limit else _number("timeout", args.timeout, float) if args.timeout else None)
+    train(spec, optuna_storage=args.optuna_storage or None, study_name=args.study_name,
+          experiment_name=args.experiment_name or DEFAULT_EXPERIMENT, progress=not args.quiet)
     return 0
 
 
+def _experiment_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", default="experiments/default.yaml",
+                   help="experiment spec (YAML) whose settings the other options override")
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="tune, train, log and register the prediction systems")
+    p = sub.add_parser("train", help="tune, train, log and register the prediction systems of an experiment spec")
+    _experiment_option(p)
     p.add_argument("--start-date", "--start_date", dest="start_date", default="",
-                   help="first game date of the data (default: the store's first)")
+                   help="first game date of the data (default: the spec's)")
     p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="last game date of the data")
     p.add_argument("--test-start", "--test_start", dest="test_start", default="",
-                   help="first day of the test window (default: first day of the latest season in range)")
-    p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
-    p.add_argument("--n-trials", "--n_trials", dest="n_trials", default="12", help="Optuna trials per system")
-    p.add_argument("--timeout", default="300", help="seconds of tuning per system ('none': no limit)")
+                   help="first day of the test window (default: the spec's)")
+    p.add_argument("--systems", default="", help="comma-separated systems (default: the spec's)")
+    p.add_argument("--n-trials", "--n_trials", dest="n_trials", default="",
+                   help="Optuna trials per tuned system; 0: fit with the spec's fixed parameters")
+    p.add_argument("--timeout", default="", help="seconds of tuning per system ('none': no limit)")
     p.add_argument("--optuna-storage", "--optuna_storage", dest="optuna_storage", default="",
                    help="Optuna storage URL (default: SQLite under mlruns/)")
     p.add_argument("--study-name", "--study_name", dest="study_name", default="",
                    help="share one study between processes by giving them the same name")
-    p.add_argument("--seed", default="42")
+    p.add_argument("--seed", default="", help="random seed (default: the spec's)")
     p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -106,12 +120,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from training.backtest import backtest
 
-    start, end = parse_date("start_date", args.start_date), parse_date("end_date", args.end_date)
-    if start is None or end is None:
-        raise UsageError("backtest needs both start_date and end_date (YYYY-MM-DD)")
-    systems = tuple(s.strip() for s in args.systems.split(",") if s.strip()) if args.systems else None
-    result = backtest(start, end, **({"systems": systems} if systems else {}), seed=_number("seed", args.seed, int),
-                      experiment_name=args.experiment_name, progress=not args.quiet)
+    spec = _spec(args, backtest_start=parse_date("start_date", args.start_date),
+                 backtest_end=parse_date("end_date", args.end_date))
+    result = backtest(spec, experiment_name=args.experiment_name, progress=not args.quiet)
     print(f"backtest run {result.run_id}: {len(result.predictions)} predictions written")
     for system, values in result.metrics.items():
         print(f"  {system:<15} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
@@ -120,11 +131,12 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtest", help="walk forward through a window, retraining monthly")
-    # default: the 2024-25 window in which the shipped daily-fantasy lines exist
-    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13")
-    p.add_argument("--systems", default="", help="comma-separated systems (default: all four)")
-    p.add_argument("--seed", default="42")
+    _experiment_option(p)
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="",
+                   help="first day of the window (default: the spec's backtest window)")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="last day of the window")
+    p.add_argument("--systems", default="", help="comma-separated systems (default: the spec's)")
+    p.add_argument("--seed", default="", help="random seed (default: the spec's)")
     p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_backtest)
@@ -156,13 +168,26 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from registry.promotion import history, production_version, registry_client
+    from registry.promotion import history, pending, production_version, registry_client
 
     events = history(args.system)
     print(f"{args.system}: production is v{production_version(registry_client(), args.system) or '-'}; "
           f"{len(events)} event(s)")
     for event in events:
         print("  " + event.line())
+    started = pending(registry_client(), args.system)
+    if started is not None:
+        print("  unconfirmed: " + started[1].line() + "  (run reconcile)")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from contracts import SYSTEMS
+    from registry.promotion import reconcile
+
+    for system in [args.system] if args.system else SYSTEMS:
+        repairs = reconcile(system)
+        print(f"{system}: " + ("; ".join(repairs) if repairs else "alias, stage and history agree"))
     return 0
 
 
@@ -189,6 +214,9 @@ def _registry_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="print a system's promotions, refusals and rollbacks")
     p.add_argument("--system", required=True)
     p.set_defaults(func=cmd_history)
+    p = sub.add_parser("reconcile", help="finish or undo an interrupted promotion or rollback")
+    p.add_argument("--system", default="", help="one system (default: every system)")
+    p.set_defaults(func=cmd_reconcile)
     p = sub.add_parser("compare", help="every registered version with its metrics, and model disagreement")
     p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
     p.set_defaults(func=cmd_compare)
@@ -248,8 +276,108 @@ def _serving_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def cmd_daily(args: argparse.Namespace) -> int:
+    from live.daily import DailyConfig, run_daily
+    from live.worker import worker_for
+    from serving.events import bus_from_url
+    from sources import from_options
+    from warehouse import connect
+
+    day = parse_date("date", args.date) or dt.date.today()
+    cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int) or 0),
+                      gate_days=int(_number("gate_days", args.gate_days, int) or 14),
+                      webhook_url=args.webhook_url or settings.alert_webhook_url())
+    warehouse = connect()
+    bus = bus_from_url(args.event_bus)
+    try:
+        with worker_for(warehouse, args.worker_url) as worker:
+            report = run_daily(cfg, from_options(args.results, args.lines, args.out_list), warehouse, worker, bus)
+    finally:
+        if bus is not None:
+            bus.close()
+    print(report.render())
+    return 1 if report.alerts or report.held else 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from live.retrain import retrain
+
+    day = parse_date("date", args.date) or dt.date.today()
+    result = retrain(day, gate_days=int(_number("gate_days", args.gate_days, int) or 14),
+                     train_start=parse_date("train_start", args.train_start))
+    print(result.render())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from live.replay import ReplayConfig, replay, write_result
+    from sources import from_options
+
+    start, end = parse_date("start_date", args.start_date), parse_date("end_date", args.end_date)
+    if start is None or end is None:
+        raise UsageError("replay needs both start_date and end_date (YYYY-MM-DD)")
+    cfg = ReplayConfig(start, end, Path(args.home or settings.MLRUNS_DIR / "replay"),
+                       from_options(args.results, args.lines, args.out_list),
+                       retrain_every=int(_number("retrain_every", args.retrain_every, int) or 0),
+                       gate_days=int(_number("gate_days", args.gate_days, int) or 14),
+                       train_years=int(_number("train_years", args.train_years, int) or 3))
+    report = replay(cfg, progress=not args.quiet)
+    print(report.render())
+    if args.output:
+        write_result(report, Path(args.output))
+    return 0
+
+
+def _live_parsers(sub: argparse._SubParsersAction) -> None:
+    def sources(p: argparse.ArgumentParser, results: str, lines: str) -> None:
+        p.add_argument("--results", default=results,
+                       help=f"'nba_api' (stats.nba.com), 'shipped' (data/nba) or a box-score CSV path/glob "
+                            f"(default: {results})")
+        p.add_argument("--lines", default=lines,
+                       help=f"a daily-fantasy lines drop folder, 'shipped', 'odds_api' (ODDS_API_KEY) or 'none' "
+                            f"(default: {lines})")
+        p.add_argument("--out-list", "--out_list", dest="out_list", default="",
+                       help="folder of injury reports, one YYYY-MM-DD.csv per date (default: none, guess the roster)")
+        p.add_argument("--retrain-every", "--retrain_every", dest="retrain_every", default="7",
+                       help="days between retrains through the gate; 0: never (default: 7)")
+        p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
+                       help="the most recent days a retrained challenger is judged on (default: 14)")
+
+    p = sub.add_parser("daily", help="ingest, check, rebuild features, grade, retrain when due, predict tonight")
+    p.add_argument("--date", default="", help="the evening to predict, YYYY-MM-DD (default: today)")
+    sources(p, "nba_api", "none")
+    p.add_argument("--webhook-url", "--webhook_url", dest="webhook_url", default="",
+                   help="POST alerts here as Slack-compatible JSON (default: ALERT_WEBHOOK_URL)")
+    p.add_argument("--worker-url", "--worker_url", dest="worker_url", default="",
+                   help="a running worker (default: start one in this process)")
+    p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
+                   help="inprocess, or pubsub://PROJECT/TOPIC/SUBSCRIPTION")
+    p.set_defaults(func=cmd_daily)
+
+    p = sub.add_parser("retrain", help="train challengers up to yesterday and promote those that pass the gate")
+    p.add_argument("--date", default="", help="the retrain day, YYYY-MM-DD (default: today)")
+    p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
+                   help="the most recent days the challengers are judged on (default: 14)")
+    p.add_argument("--train-start", "--train_start", dest="train_start", default="",
+                   help="first game date to fit on (default: all stored)")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("replay", help="run the daily job over a past range, from what was known before it")
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13")
+    sources(p, "shipped", "shipped")
+    p.add_argument("--train-years", "--train_years", dest="train_years", default="3",
+                   help="seasons of history each retrain fits on (default: 3)")
+    p.add_argument("--home", default="", help="the replay's own warehouse and MLflow store (default: mlruns/replay)")
+    p.add_argument("--output", default="", help="write the figures as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
+
+
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _backfill_parser, _train_parser, _backtest_parser, _registry_parsers, _serving_parsers]
+    _backfill_parser, _train_parser, _backtest_parser, _registry_parsers, _serving_parsers, _live_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from registry.promotion import PromotionError
     from serving.coordinator import CoordinatorError
     from serving.events import EventError
+    from training.spec import ConfigError
     from training.splits import SplitError
-    from training.train import ConfigError
     from training.tuning import StorageError
     from warehouse import WarehouseError
     from warehouse.ingest import InputError

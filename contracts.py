@@ -201,8 +201,11 @@ XGBOOST_V1 = "xgboost_v1"
 CATBOOST_V8 = "catboost_v8"
 ENSEMBLE_V1 = "ensemble_v1"
 MOVING_AVERAGE = "moving_average"
-SYSTEMS = (MOVING_AVERAGE, XGBOOST_V1, CATBOOST_V8, ENSEMBLE_V1)
-TUNED_SYSTEMS = (XGBOOST_V1, CATBOOST_V8)
+HIST_GBM_V1 = "hist_gbm_v1"
+# The table of systems, one module each in registry/systems/ named like the system (which says whether
+# it is tuned, how it fits and predicts). Trained in this order: a combining system (the ensemble)
+# after its members. Served the other way round: the last one a prediction leads with, the baseline last.
+SYSTEMS = (MOVING_AVERAGE, HIST_GBM_V1, XGBOOST_V1, CATBOOST_V8, ENSEMBLE_V1)
 PRODUCTION_ALIAS = "production"
 PRODUCTION_STAGE = "Production"
 
@@ -215,6 +218,23 @@ METRIC_KEYS = (
 )
 LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate")
 
+# --- live monitoring: values of prediction_grades, metrics of monitoring_metrics, alert rules -----
+GRADED, VOID = "graded", "void"  # prediction_grades.outcome
+WIN, LOSS, PUSH = "win", "loss", "push"  # prediction_grades.ou_result
+PERIODS = {"day": 1, "7d": 7, "30d": 30}  # calendar days ending on the game day
+# |p_over - 0.5| buckets: (name, low inclusive, high exclusive; the last includes 0.5)
+CONFIDENCE_BUCKETS = (("conf_00_05", 0.0, 0.05), ("conf_05_10", 0.05, 0.1), ("conf_10_20", 0.1, 0.2),
+                      ("conf_20_50", 0.2, 0.5))
+# per system, model version and period; percentages like the training keys; hit rate = wins / (wins + losses)
+MONITORING_METRIC_KEYS = (
+    "mae", "within_3_pct", "hit_rate", "brier", "n_graded", "n_void", "n_calls", "n_pushes",
+    *(f"{kind}_{name}" for name, _, _ in CONFIDENCE_BUCKETS for kind in ("hit_rate", "n_calls")),
+)
+DATA_SYSTEM = "data"  # monitoring_metrics.system of the input metrics; model_version is FEATURE_VERSION
+DATA_METRIC_KEYS = ("psi_max", "missing_input_share", "freshness_days", "n_feature_rows")  # + "psi.<feature>"
+ALERT_RULES = ("mae_above_test", "hit_rate_low", "drift", "day_missing", "stale_results")
+MONITORING_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-monitoring"
+
 # --- MLproject entry points ---------------------------------------------------------------------
-ENTRY_POINTS = ("backfill", "train", "backtest", "promote", "rollback", "history", "compare",
-                "predict", "serve")
+ENTRY_POINTS = ("backfill", "train", "backtest", "promote", "rollback", "reconcile", "history", "compare",
+                "predict", "serve", "daily", "retrain", "replay")

@@ -1,11 +1,12 @@
 """Retraining through the gate: challengers trained on everything up to yesterday, each promoted only
 when it beats production on the most recent days.
 
-The last ``gate_days`` before the retrain day are every challenger's test window, so the gate
-scores challenger and champion on games neither was fitted on (the champion, trained a cadence
-earlier, held out an older window and never saw these days). Systems are promoted baseline first,
-the ensemble last, so the ensemble's own gate compares like with like. Every decision is audited by
-the registry as a promotion made by hand would be.
+The last ``gate_days`` game days before the retrain day are every challenger's test window, so the
+gate scores challenger and champion on games neither was fitted on (the champion, trained a cadence
+earlier, held out an older window and never saw these days). Game days, not calendar days: a
+retrain on opening night is judged on the end of the previous season, not on an empty summer.
+Systems are promoted baseline first, the ensemble last, so the ensemble's own gate compares like
+with like. Every decision is audited by the registry as a promotion made by hand would be.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 
 from mlflow.exceptions import MlflowException
 
-from contracts import SYSTEMS
+from contracts import BOX_SCORES_SCHEMA, SYSTEMS
 from registry.promotion import Decision, promote, registry_client
 from warehouse import Warehouse, connect
+from warehouse.ingest import InputError
 
 GATE_DAYS = 14
 
@@ -58,15 +60,19 @@ def last_trained_through() -> dt.date | None:
 
 def retrain(as_of: dt.date, gate_days: int = GATE_DAYS, warehouse: Warehouse | None = None,
             experiment: str | None = None, train_start: dt.date | None = None) -> RetrainResult:
-    """Train every system on the games before ``as_of`` (the last ``gate_days`` as the test window)
-    with the spec's fixed parameters, then run each challenger through the promotion gate."""
+    """Train every system on the games before ``as_of`` (the last ``gate_days`` game days as the test
+    window) with the spec's fixed parameters, then run each challenger through the promotion gate."""
     from training.train import train_for_retrain
 
     if gate_days < 1:
-        raise ValueError(f"gate_days is {gate_days}; it must be at least 1")
+        raise InputError(f"gate_days is {gate_days}; it must be at least 1")
     warehouse = warehouse or connect()
-    results = train_for_retrain(end_date=as_of - dt.timedelta(days=1),
-                                test_start=as_of - dt.timedelta(days=gate_days), warehouse=warehouse,
+    days = sorted(set(warehouse.read(BOX_SCORES_SCHEMA, date_range=(as_of - dt.timedelta(days=365),
+                                                                    as_of - dt.timedelta(days=1)))["game_date"]))
+    if len(days) <= gate_days:
+        raise InputError(f"only {len(days)} game day(s) in the year before {as_of}: a retrain needs more than "
+                         f"gate_days ({gate_days})")
+    results = train_for_retrain(end_date=days[-1], test_start=days[-gate_days], warehouse=warehouse,
                                 experiment=experiment, start_date=train_start)
     outcome = RetrainResult(as_of, {s: r.version for s, r in results.items()})
     for system in results:  # the training order: baseline, members, ensemble

@@ -2,25 +2,33 @@
 
 A system is saved as a *bundle*: a folder with ``meta.json`` (system, kind, feature list, the
 validation residual distribution) and its native model file; an ensemble's bundle holds its members'
-bundles. MLflow stores the bundle as the artifact of a pyfunc ``PointsModel``, so the registry,
-``mlflow models serve`` and the worker all load any system the same way, and the worker never needs
-the training code.
+bundles. The bundle's kind names the system module (``registry/systems/``) that reads and runs it.
+MLflow stores the bundle as the artifact of a pyfunc ``PointsModel`` together with the code of this
+format (``model_code_paths``), so the registry, ``mlflow models serve`` and the worker load any
+system the same way, in any environment that has the model libraries, without this repository.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+import contracts
+from registry import systems
+
 META = "meta.json"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_model.py")
 QUANTILES = np.linspace(0.0, 1.0, 101)
+# what a logged model needs from this repository: the registry's format modules and the contracts
+FORMAT_MODULES = ("__init__.py", "points_model.py", "pyfunc_model.py")
 
 
 @dataclass
@@ -29,7 +37,11 @@ class Bundle:
 
     meta: dict[str, Any]
     model: Any
-    members: dict[str, Bundle]
+    members: dict[str, Bundle] = field(default_factory=dict)
+
+    @property
+    def system(self) -> ModuleType:
+        return systems.by_kind(self.meta["kind"])
 
     @property
     def features(self) -> list[str]:
@@ -42,31 +54,19 @@ class Bundle:
     def predict_matrix(self, x: np.ndarray, columns: list[str],
                        known: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
         """Predicted points per row of a float matrix whose columns are named by ``columns``.
-        ``known`` holds predictions already made for these rows by (system, version): an ensemble
-        reuses those of its members instead of predicting twice."""
-        kind = self.meta["kind"]
-        if kind == "ensemble":
+        ``known`` holds predictions already made for these rows by (system, version): a combining
+        system reuses those of its members instead of predicting twice."""
+        if self.members:
             known = known or {}
             versions = self.meta.get("member_versions", {})
-            total = np.zeros(len(x))
+            parts = {}
             for name, member in self.members.items():
                 reused = known.get((name, str(versions.get(name))))
-                total += self.meta["weights"][name] * (
-                    reused if reused is not None else member.predict_matrix(x, columns, known))
-            return total
-        features = self.features
-        if list(columns) != features:
-            x = x[:, [columns.index(f) for f in features]]
-        if kind == "moving_average":
-            pred = np.full(len(x), np.nan)
-            for column in self.meta["columns"]:  # the chosen average, then the next best where it is null
-                pred = np.where(np.isnan(pred), x[:, features.index(column)], pred)
-            return np.where(np.isnan(pred), self.meta["fallback"], pred)
-        if kind == "xgboost":
-            return np.asarray(self.model.inplace_predict(x), dtype=float)  # columns in training order
-        if kind == "catboost":
-            return np.asarray(self.model.predict(x), dtype=float)
-        raise ValueError(f"bundle kind {kind!r} is not one of moving_average, xgboost, catboost, ensemble")
+                parts[name] = reused if reused is not None else member.predict_matrix(x, columns, known)
+            return self.system.combine(self.model, parts)
+        if list(columns) != self.features:
+            x = x[:, [columns.index(f) for f in self.features]]
+        return self.system.predict(self.model, x)
 
     def p_over(self, predicted: np.ndarray, line: np.ndarray) -> np.ndarray:
         """P(points > line), from the validation residuals (actual - predicted) of this system."""
@@ -74,6 +74,14 @@ class Bundle:
         needed = np.asarray(line, dtype=float) - np.asarray(predicted, dtype=float)
         below = np.interp(needed, quantiles, QUANTILES, left=0.0, right=1.0)
         return 1.0 - below
+
+    def save(self, folder: Path) -> None:
+        """Write the bundle (its members in sub-folders named after them) so ``load_bundle`` reads it back."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.meta.update(self.system.save(self.model, folder))
+        write_meta(folder, self.meta)
+        for name, member in self.members.items():
+            member.save(folder / name)
 
 
 def residual_quantiles(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
@@ -88,20 +96,21 @@ def write_meta(folder: Path, meta: dict[str, Any]) -> None:
 def load_bundle(folder: str | Path) -> Bundle:
     folder = Path(folder)
     meta = json.loads((folder / META).read_text())
-    model = None
-    if meta["kind"] == "xgboost":
-        import xgboost as xgb
+    members = {name: load_bundle(folder / name) for name in meta.get("member_versions", {})}
+    return Bundle(meta, systems.by_kind(meta["kind"]).load(meta, folder), members)
 
-        model = xgb.Booster()
-        model.load_model(str(folder / meta["model_file"]))
-        model.set_param({"nthread": 1})  # one request at a time per thread: no oversubscription
-    elif meta["kind"] == "catboost":
-        from catboost import CatBoostRegressor
 
-        model = CatBoostRegressor()
-        model.load_model(str(folder / meta["model_file"]))
-    members = {name: load_bundle(folder / name) for name in meta.get("weights", {})}
-    return Bundle(meta, model, members)
+def model_code_paths(staging: Path) -> list[str]:
+    """The ``code_paths`` of a logged model: a copy of the format's modules (this file, the pyfunc
+    entry, every system module) and ``contracts.py``, which MLflow puts on ``sys.path`` at load."""
+    registry = Path(__file__).parent
+    package = staging / "registry"
+    package.mkdir(parents=True, exist_ok=True)
+    for name in FORMAT_MODULES:
+        shutil.copy2(registry / name, package / name)
+    shutil.copytree(registry / "systems", package / "systems", ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True)
+    return [str(package), contracts.__file__]
 
 
 class PointsModel(mlflow.pyfunc.PythonModel):

@@ -62,8 +62,7 @@ def lines_copy(tmp_path: Path) -> Path:
 
 
 # --- a small trained platform, shared by the training, registry and serving tests ---------------
-SMALL_END = "2025-02-15"
-SMALL_TEST_START = "2025-01-01"
+QUICK_SPEC = "experiments/quick.yaml"  # the data window and trial budget of the trained platform
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +77,10 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
-    """All four systems trained (2 Optuna trials each) and registered in a SQLite MLflow store."""
-    import datetime as dt
-
-    from training.train import TrainConfig, train
+    """Every system of the table trained by ``experiments/quick.yaml`` (2 Optuna trials per tuned
+    system, data to 2025-02-15, test from 2025-01-01) and registered in a SQLite MLflow store."""
+    from training.spec import load_spec
+    from training.train import train
 
     root = tmp_path_factory.mktemp("mlflow")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
@@ -89,11 +88,9 @@ def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        config = TrainConfig(end_date=dt.date.fromisoformat(SMALL_END),
-                             test_start=dt.date.fromisoformat(SMALL_TEST_START), n_trials=2, timeout=120,
-                             optuna_storage=f"sqlite:///{root / 'optuna.db'}")
-        results = train(config, connect(small_store), progress=False)
-    return {"env": env, "results": results, "config": config}
+        spec = load_spec(QUICK_SPEC)
+        results = train(spec, connect(small_store), optuna_storage=f"sqlite:///{root / 'optuna.db'}", progress=False)
+    return {"env": env, "results": results, "spec": spec}
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Walk-forward backtest: retrain every month on what was known before it, predict the month.
 
-Hyperparameters are fixed for the whole walk (the latest registered version's, or the system's
-defaults): nothing is tuned on the games being predicted. Every prediction goes to
+Hyperparameters are fixed for the whole walk (the latest registered version's, or the spec's
+parameters): nothing is tuned on the games being predicted. Every prediction goes to
 ``player_prop_predictions`` marked ``backtest:<run id>``, so the backtest can be read back and
 compared with the lines game by game.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from types import ModuleType
 
 import mlflow
 import numpy as np
@@ -19,14 +18,16 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 import settings
-from contracts import DEFAULT_EXPERIMENT, ENSEMBLE_V1, MOVING_AVERAGE, PREDICTIONS_SCHEMA, SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, PREDICTIONS_SCHEMA
 from features.backfill import month_chunks
+from features.definitions import FEATURE_NAMES
+from registry import systems
 from registry.points_model import Bundle, residual_quantiles
 from registry.predictions import prediction_rows
-from training import ensemble, moving_average
 from training.metrics import line_metrics, mae, within_pct
+from training.spec import ConfigError, RunSpec, SystemSpec
 from training.splits import time_splits
-from training.train import TUNED, ConfigError, check_systems, detach_entry_run, ensure_store, experiment_id_for
+from training.train import SPEC_ARTIFACT, detach_entry_run, ensure_store, experiment_id_for
 from warehouse import Warehouse, connect
 
 
@@ -37,55 +38,49 @@ class BacktestResult:
     metrics: dict[str, dict[str, float]]
 
 
-def fixed_params(module: ModuleType) -> dict:
-    """The tuned parameters of the latest registered version of this system, else its defaults."""
+def fixed_params(system: str, spec: SystemSpec) -> dict:
+    """The spec's parameters, with those of its search space taken from the latest registered
+    version of this system where there is one (what tuning chose last)."""
+    params = dict(spec.params)
+    if not spec.search_space:
+        return params
     client = MlflowClient()
     try:
-        versions = client.search_model_versions(f"name = '{module.NAME}'", order_by=["version_number DESC"],
+        versions = client.search_model_versions(f"name = '{system}'", order_by=["version_number DESC"],
                                                 max_results=1)
     except mlflow.exceptions.MlflowException:
         versions = []
-    if not versions or not versions[0].run_id:
-        return dict(module.DEFAULTS)
-    logged = client.get_run(versions[0].run_id).data.params
-    return {k: type(v)(float(logged[k])) if k in logged else v for k, v in module.DEFAULTS.items()}
+    if versions and versions[0].run_id:
+        logged = client.get_run(versions[0].run_id).data.params
+        params.update({k: p.cast(logged[k]) for k, p in spec.search_space.items() if k in logged})
+    return params
 
 
 Fold = dict[str, tuple[np.ndarray, list[float]]]  # system -> (predictions, validation residual quantiles)
 
 
-def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, systems: tuple[str, ...],
-                      params: dict[str, dict], seed: int) -> tuple[pd.DataFrame, Fold]:
+def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: RunSpec,
+                      params: dict[str, dict]) -> tuple[pd.DataFrame, Fold]:
     """The played games in [first, last], each system's predictions for them and its validation
     residual quantiles (for the probability of the over)."""
-    splits = time_splits(store, end=last, test_start=first)
+    splits = time_splits(store, end=last, test_start=first, val_fraction=spec.val_fraction)
+    bundles: dict[str, Bundle] = {}
     out: Fold = {}
-    val_preds: dict[str, np.ndarray] = {}
-    test_preds: dict[str, np.ndarray] = {}
-    for system in systems:
-        if system == ENSEMBLE_V1:
-            continue
-        if system == MOVING_AVERAGE:
-            module, model = moving_average, moving_average.fit(splits)
-        else:
-            module = TUNED[system]
-            model = module.fit(params[system], splits, seed)
-        val_preds[system], test_preds[system] = (module.predict(model, splits.x(part)) for part in ("val", "test"))
-    if ENSEMBLE_V1 in systems:
-        weights = ensemble.fit_weights(val_preds, splits.y("val"))
-        val_preds[ENSEMBLE_V1] = ensemble.predict(weights, val_preds)
-        test_preds[ENSEMBLE_V1] = ensemble.predict(weights, test_preds)
-    for system in systems:
-        out[system] = (test_preds[system], residual_quantiles(splits.y("val"), val_preds[system]))
+    for system in spec.systems:  # the table's order: members before the ensemble
+        module = systems.module(system)
+        members = dict(bundles) if module.COMBINES else {}
+        model = module.fit(params[system], splits, spec.seed, None, members)
+        bundles[system] = bundle = Bundle({"kind": module.KIND, "features": list(FEATURE_NAMES)}, model, members)
+        val, test = (bundle.predict(splits.x(part)) for part in ("val", "test"))
+        out[system] = (test, residual_quantiles(splits.y("val"), val))
     return splits.test, out
 
 
-def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, seed: int = 42,
-             experiment_name: str = DEFAULT_EXPERIMENT, warehouse: Warehouse | None = None,
+def backtest(spec: RunSpec, warehouse: Warehouse | None = None, *, experiment_name: str = DEFAULT_EXPERIMENT,
              progress: bool = True) -> BacktestResult:
-    if start > end:
-        raise ConfigError(f"start_date {start} is after end_date {end}")
-    check_systems(systems)
+    """Walk through the spec's backtest window (``spec.override(backtest_start=..., backtest_end=...)``
+    for another) with every system of the spec."""
+    start, end = spec.backtest_start, spec.backtest_end
     warehouse = warehouse or connect()
     store = ensure_store(warehouse, progress)
     window = store[(store["game_date"] >= start) & (store["game_date"] <= end) & store["points"].notna()]
@@ -94,19 +89,20 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
     entry_run = detach_entry_run()
-    params = {s: fixed_params(TUNED[s]) for s in systems if s in TUNED}
+    params = {s: fixed_params(s, settings_) for s, settings_ in spec.systems.items()}
 
     with mlflow.start_run(run_name=f"backtest {start}..{end}", experiment_id=experiment_id) as run:
         mlflow.set_tags({"kind": "backtest", "window": f"{start}..{end}", "retrain": "monthly"})
-        mlflow.log_params({"start_date": start, "end_date": end, "systems": ",".join(systems), "seed": seed,
-                           **{f"{s}.{k}": v for s, p in params.items() for k, v in p.items()}})
+        mlflow.log_params({"start_date": start, "end_date": end, "systems": ",".join(spec.systems),
+                           **spec.log_params(), **{f"{s}.{k}": v for s, p in params.items() for k, v in p.items()}})
+        mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
         source = f"backtest:{run.info.run_id}"
         rows = []
         for first, last in tqdm(month_chunks(start, end), desc="backtest", unit="month", disable=not progress):
             games = window[(window["game_date"] >= first) & (window["game_date"] <= last)]
             if games.empty:
                 continue
-            fold_games, folds = _fold_predictions(store, first, last, systems, params, seed)
+            fold_games, folds = _fold_predictions(store, first, last, spec, params)
             for system, (predicted, quantiles) in folds.items():
                 bundle = Bundle({"residual_quantiles": quantiles}, None, {})
                 p_over = bundle.p_over(predicted, fold_games["vegas_points_line"].to_numpy(float))
@@ -118,7 +114,7 @@ def backtest(start: dt.date, end: dt.date, systems: tuple[str, ...] = SYSTEMS, s
         joined = predictions.merge(window[["game_id", "player_id", "points", "vegas_points_line"]],
                                    on=["game_id", "player_id"])
         metrics: dict[str, dict[str, float]] = {}
-        for system in systems:
+        for system in spec.systems:
             mine = joined[joined["system"] == system]
             values = {"test_mae": mae(mine["points"], mine["predicted_points"]),
                       "test_within_3_pct": within_pct(mine["points"], mine["predicted_points"]),

@@ -1,8 +1,9 @@
-"""The main job: train, log and register every prediction system on one time-ordered split.
+"""The main job: train, log and register every prediction system of an experiment spec on one time-ordered split.
 
 Each system gets its own top-level MLflow run in ``experiment_name`` with the same metric keys, so
 the UI compares them column by column; tuned systems carry their Optuna trials as nested runs.
-Training registers a new version of each system's model; it never promotes one.
+Every run logs the spec it ran with. Training registers a new version of each system's model; it
+never promotes one.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -26,69 +25,29 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import settings
-from contracts import (
-    CATBOOST_V8,
-    DEFAULT_EXPERIMENT,
-    ENSEMBLE_V1,
-    FEATURE_VERSION,
-    MOVING_AVERAGE,
-    SYSTEMS,
-    TUNED_SYSTEMS,
-    XGBOOST_V1,
-)
+from contracts import DEFAULT_EXPERIMENT, FEATURE_VERSION
 from features.backfill import backfill, read_store
 from features.definitions import FEATURE_NAMES
-from registry.points_model import PYFUNC_ENTRY, residual_quantiles, write_meta
-from training import catboost_v8, ensemble, moving_average, plots, xgboost_v1
+from registry import systems
+from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths, residual_quantiles
+from training import plots
 from training.lineage import log_split
 from training.metrics import contract_metrics
+from training.spec import DEFAULT_SPEC, RunSpec, load_spec
 from training.splits import Splits, time_splits
 from training.tuning import open_storage, tune
 from warehouse import Warehouse, connect
 
-TUNED: dict[str, ModuleType] = {XGBOOST_V1: xgboost_v1, CATBOOST_V8: catboost_v8}
+PARTS = ("train", "val", "test")
+SPEC_ARTIFACT = "experiment.yaml"
 
 
-class ConfigError(ValueError):
-    """A training setting that cannot work; raised before any work starts."""
+@dataclass(frozen=True)
+class Tuning:
+    """Where trials are kept: ``study_name`` "" is a new study per run; a name shares one between processes."""
 
-
-def check_systems(systems: tuple[str, ...]) -> None:
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown:
-        raise ConfigError(f"systems includes {unknown[0]!r}; known systems are {', '.join(SYSTEMS)}")
-    if not systems:
-        raise ConfigError("systems is empty; name at least one of " + ", ".join(SYSTEMS))
-    if tuple(systems) == (ENSEMBLE_V1,):
-        raise ConfigError("systems is only ensemble_v1, which needs at least one other system to combine")
-
-
-@dataclass
-class TrainConfig:
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    test_start: dt.date | None = None
-    systems: tuple[str, ...] = SYSTEMS
-    n_trials: int = 12
-    timeout: float | None = 300.0  # seconds of tuning per system
-    optuna_storage: str = field(default_factory=settings.optuna_storage_default)
-    study_name: str = ""  # "" = a new study per run; give a name to share one between processes
-    seed: int = 42
-    experiment_name: str = DEFAULT_EXPERIMENT
-    val_fraction: float = 0.2
-
-    def validate(self) -> None:
-        check_systems(self.systems)
-        if self.n_trials < 1:
-            raise ConfigError(f"n_trials is {self.n_trials}; it must be at least 1")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"timeout is {self.timeout}; it must be a positive number of seconds")
-        if self.start_date and self.end_date and self.start_date > self.end_date:
-            raise ConfigError(f"start_date {self.start_date} is after end_date {self.end_date}")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"val_fraction is {self.val_fraction}; it must be between 0 and 1")
-        if any(s in TUNED_SYSTEMS for s in self.systems):
-            open_storage(self.optuna_storage)
+    storage: str
+    study_name: str = ""
 
 
 @dataclass
@@ -98,7 +57,7 @@ class SystemResult:
     version: str
     metrics: dict[str, float]
     predictions: dict[str, np.ndarray]
-    bundle: Path
+    bundle: Bundle
 
 
 def _git_commit() -> str:
@@ -127,41 +86,34 @@ def _log_figure(fig: plt.Figure, name: str) -> None:
     plt.close(fig)
 
 
-def _fit(system: str, cfg: TrainConfig, splits: Splits, done: dict[str, SystemResult],
-         folder: Path, progress: bool) -> tuple[dict[str, np.ndarray], dict, dict[str, float]]:
-    """Fit one system; return its predictions per split, its bundle meta and its importances."""
-    parts = ("train", "val", "test")
-    if system == MOVING_AVERAGE:
-        model = moving_average.fit(splits)
-        mlflow.log_params({"average": model.columns[0], "fallback_points": round(model.fallback, 3)})
-        preds = {p: model.predict(splits.x(p)) for p in parts}
-        return preds, moving_average.save(model, folder), moving_average.importances(model)
-    if system == ENSEMBLE_V1:
-        members = {name: r for name, r in done.items() if name != ENSEMBLE_V1}
-        weights = ensemble.fit_weights({n: r.predictions["val"] for n, r in members.items()}, splits.y("val"))
-        mlflow.log_params({f"weight_{n}": w for n, w in weights.items()})
-        for name in members:
-            shutil.copytree(members[name].bundle, folder / name)
-        preds = {p: ensemble.predict(weights, {n: r.predictions[p] for n, r in members.items()}) for p in parts}
-        meta = {"kind": ensemble.KIND, "weights": weights,
-                "member_versions": {n: r.version for n, r in members.items()}}
-        return preds, meta, weights
-    module = TUNED[system]
-    shared = bool(cfg.study_name)
-    study_name = f"{cfg.study_name}-{system}" if shared else f"{system}-{mlflow.active_run().info.run_id}"
-    study = tune(module, splits, n_trials=cfg.n_trials, timeout=cfg.timeout, storage=cfg.optuna_storage,
-                 study_name=study_name, seed=cfg.seed, shared=shared, progress=progress)
-    states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
-    mlflow.log_params({**study.best_params, "optuna_study": study_name, "best_trial": study.best_trial.number})
-    mlflow.log_metrics({"trials_complete": states.get("COMPLETE", 0), "trials_pruned": states.get("PRUNED", 0),
-                        "best_trial_val_mae": study.best_value})
-    model = module.fit(study.best_params, splits, cfg.seed)
-    preds = {p: module.predict(model, splits.x(p)) for p in parts}
-    return preds, module.save(model, folder), module.importances(model)
+def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResult], tuning: Tuning,
+         progress: bool) -> Bundle:
+    """Fit one system with the spec's parameters (tuned first where the spec says so); its bundle,
+    holding the bundles of the systems before it when it combines them."""
+    module, settings_ = systems.module(system), spec.systems[system]
+    params = dict(settings_.params)
+    if spec.tuned(system):
+        shared = bool(tuning.study_name)
+        study_name = f"{tuning.study_name}-{system}" if shared else f"{system}-{mlflow.active_run().info.run_id}"
+        study = tune(module, settings_.search_space, params, splits, n_trials=spec.n_trials, timeout=spec.timeout,
+                     storage=tuning.storage, study_name=study_name, seed=spec.seed, shared=shared, progress=progress)
+        states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
+        mlflow.log_params({"optuna_study": study_name, "best_trial": study.best_trial.number})
+        mlflow.log_metrics({"trials_complete": states.get("COMPLETE", 0), "trials_pruned": states.get("PRUNED", 0),
+                            "best_trial_val_mae": study.best_value})
+        params.update(study.best_params)
+    if params:
+        mlflow.log_params(params)
+    members = {name: r.bundle for name, r in done.items()} if module.COMBINES else {}
+    model = module.fit(params, splits, spec.seed, None, members)
+    meta = {"kind": module.KIND, "system": system, "features": list(FEATURE_NAMES), "feature_version": FEATURE_VERSION}
+    if members:
+        meta["member_versions"] = {name: done[name].version for name in members}
+    return Bundle(meta, model, members)
 
 
-def _train_system(system: str, cfg: TrainConfig, splits: Splits, experiment_id: str, warehouse_url: str,
-                  done: dict[str, SystemResult], workdir: Path, progress: bool) -> SystemResult:
+def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str, warehouse_url: str,
+                  done: dict[str, SystemResult], workdir: Path, tuning: Tuning, progress: bool) -> SystemResult:
     with mlflow.start_run(run_name=system, experiment_id=experiment_id) as run:
         mlflow.set_tags({
             "system": system, "feature_version": FEATURE_VERSION, "git_commit": _git_commit(),
@@ -169,21 +121,24 @@ def _train_system(system: str, cfg: TrainConfig, splits: Splits, experiment_id: 
             "test_start": str(splits.test_start), "warehouse": warehouse_url,
         })
         mlflow.log_params({"system": system, "start_date": splits.start, "end_date": splits.end,
-                           "test_start": splits.test_start, "val_start": splits.val_start, "seed": cfg.seed,
-                           "n_trials": cfg.n_trials, "timeout": cfg.timeout})
-        for part in ("train", "val", "test"):
+                           "test_start": splits.test_start, "val_start": splits.val_start,
+                           "tuned": spec.tuned(system), **spec.log_params()})
+        mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
+        for part in PARTS:
             log_split(getattr(splits, part), part, warehouse_url)
 
-        folder = workdir / system
-        preds, meta, importances = _fit(system, cfg, splits, done, folder, progress)
-        actual = {p: splits.y(p) for p in preds}
+        bundle = _fit(system, spec, splits, done, tuning, progress)
+        known = {p: {(name, r.version): r.predictions[p] for name, r in done.items()} for p in PARTS}
+        preds = {p: bundle.predict(splits.x(p), known[p]) for p in PARTS}
+        actual = {p: splits.y(p) for p in PARTS}
         metrics = contract_metrics(actual, preds, splits.test)
         mlflow.log_metrics(metrics)
+        bundle.meta["residual_quantiles"] = residual_quantiles(actual["val"], preds["val"])
+        folder = workdir / system
+        bundle.save(folder)
 
-        write_meta(folder, {**meta, "system": system, "features": list(FEATURE_NAMES),
-                            "feature_version": FEATURE_VERSION,
-                            "residual_quantiles": residual_quantiles(actual["val"], preds["val"])})
-        label = "weights" if system == ENSEMBLE_V1 else "feature_importance"
+        importances = bundle.system.importances(bundle.model, splits)
+        label = "weights" if bundle.members else "feature_importance"
         mlflow.log_dict(dict(sorted(importances.items(), key=lambda kv: -kv[1])), f"{label}.json")
         _log_figure(plots.feature_importance(importances, f"{system}: {label.replace('_', ' ')}"), label)
         _log_figure(plots.residuals(actual["test"], preds["test"], f"{system}: test residuals"), "residuals")
@@ -195,6 +150,7 @@ def _train_system(system: str, cfg: TrainConfig, splits: Splits, experiment_id: 
         example = splits.x("test").head(5)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
+            code_paths=model_code_paths(workdir / f"{system}-code"),
             signature=infer_signature(example, preds["test"][:5]), input_example=example,
             pip_requirements=_requirements(), registered_model_name=system)
         version = str(info.registered_model_version)
@@ -202,10 +158,10 @@ def _train_system(system: str, cfg: TrainConfig, splits: Splits, experiment_id: 
             system, version,
             description=f"test_mae {metrics['test_mae']:.3f} on {len(actual['test'])} games from "
                         f"{splits.test_start} to {splits.end}; val_mae {metrics['val_mae']:.3f}. "
-                        f"Run {run.info.run_id} (experiment {cfg.experiment_name}, "
+                        f"Run {run.info.run_id} (experiment {mlflow.get_experiment(experiment_id).name}, "
                         f"#/experiments/{experiment_id}/runs/{run.info.run_id}).")
         MlflowClient().set_model_version_tag(system, version, "test_start", str(splits.test_start))
-        return SystemResult(system, run.info.run_id, version, metrics, preds, folder)
+        return SystemResult(system, run.info.run_id, version, metrics, preds, bundle)
 
 
 def detach_entry_run() -> str | None:
@@ -235,25 +191,39 @@ def summary_table(results: dict[str, SystemResult]) -> str:
     return "\n".join(rows)
 
 
-def train(cfg: TrainConfig, warehouse: Warehouse | None = None, progress: bool = True) -> dict[str, SystemResult]:
-    cfg.validate()
+def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: str | None = None,
+          study_name: str = "", experiment_name: str = DEFAULT_EXPERIMENT,
+          progress: bool = True) -> dict[str, SystemResult]:
+    """Train every system of ``spec`` (``load_spec(...).override(...)`` for a variant of a file)."""
+    tuning = Tuning(optuna_storage or settings.optuna_storage_default(), study_name)
+    if any(spec.tuned(s) for s in spec.systems):
+        open_storage(tuning.storage)
     warehouse = warehouse or connect()
-    splits = time_splits(ensure_store(warehouse, progress), cfg.start_date, cfg.end_date, cfg.test_start,
-                         cfg.val_fraction)
+    splits = time_splits(ensure_store(warehouse, progress), spec.start_date, spec.end_date, spec.test_start,
+                         spec.val_fraction)
     mlflow.set_tracking_uri(settings.tracking_uri())
-    experiment_id = experiment_id_for(cfg.experiment_name)
+    experiment_id = experiment_id_for(experiment_name)
     entry_run = detach_entry_run()
-    order = [s for s in SYSTEMS if s in cfg.systems]  # members before the ensemble
     results: dict[str, SystemResult] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
-        for system in order:
+        for system in spec.systems:  # the table's order: members before the ensemble
             print(f"training {system} on {splits.sizes}")
-            results[system] = _train_system(system, cfg, splits, experiment_id, warehouse.url, results,
-                                            Path(tmp), progress)
+            results[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, results,
+                                            Path(tmp), tuning, progress)
     table = summary_table(results)
     if entry_run:
         client = MlflowClient()
         client.log_text(entry_run, table, "train_summary.md")
+        client.log_dict(entry_run, spec.raw, SPEC_ARTIFACT)
         client.set_tag(entry_run, "system_runs", json.dumps({s: r.run_id for s, r in results.items()}))
     print(table)
     return results
+
+
+def train_for_retrain(*, end_date: dt.date, test_start: dt.date, warehouse: Warehouse | None = None,
+                      experiment: str | None = None, start_date: dt.date | None = None) -> dict[str, SystemResult]:
+    """The scheduled retrain: every system of the spec on a moved data window, untuned (``n_trials``
+    0: the spec's fixed parameters), registered the normal way."""
+    spec = load_spec(experiment or DEFAULT_SPEC).override(start_date=start_date, end_date=end_date,
+                                                          test_start=test_start, n_trials=0)
+    return train(spec, warehouse, progress=False)

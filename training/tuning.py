@@ -11,12 +11,14 @@ import os
 import socket
 import time
 from types import ModuleType
+from typing import Any
 
 import mlflow
 import optuna
 from optuna.trial import TrialState
 
 from training.metrics import mae
+from training.spec import Param
 from training.splits import Splits
 
 PRUNE_AFTER_ROUNDS = 50
@@ -45,9 +47,24 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             time.sleep(0.2)  # another process is creating the schema: let it finish
 
 
-def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | None, storage: str,
-         study_name: str, seed: int, shared: bool, progress: bool = True) -> optuna.Study:
-    """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass)."""
+def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
+    """One trial's parameters, drawn from a spec's search space."""
+    drawn: dict[str, Any] = {}
+    for name, param in space.items():
+        if param.type == "categorical":
+            drawn[name] = trial.suggest_categorical(name, list(param.choices))
+        elif param.type == "int":
+            drawn[name] = trial.suggest_int(name, int(param.low), int(param.high), log=param.log)
+        else:
+            drawn[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+    return drawn
+
+
+def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], splits: Splits, *, n_trials: int,
+         timeout: float | None, storage: str, study_name: str, seed: int, shared: bool,
+         progress: bool = True) -> optuna.Study:
+    """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
+    Each trial fits ``fixed`` with the drawn parameters in place of those named in ``space``."""
     parent = mlflow.active_run()
     # processes sharing a study must not draw the same random start-up points
     sampler_seed = seed + (os.getpid() % 10_000 if shared else 0)
@@ -58,7 +75,7 @@ def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | 
     study.set_user_attr("system", system.NAME)
 
     def objective(trial: optuna.Trial) -> float:
-        params = system.search_space(trial)
+        params = suggest(trial, space)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, in a shared study
         pruned: optuna.TrialPruned | None = None
         with mlflow.start_run(run_name=f"{system.NAME}-trial-{trial.number}", nested=True,
@@ -74,12 +91,12 @@ def tune(system: ModuleType, splits: Splits, *, n_trials: int, timeout: float | 
                     raise optuna.TrialPruned(f"pruned at round {step}: validation MAE {val_mae:.3f}")
 
             try:
-                model = system.fit(params, splits, seed, report)
+                model = system.fit({**fixed, **params}, splits, seed, report)
             except optuna.TrialPruned as exc:
                 pruned = exc  # raised after the run is closed, so MLflow records it as finished
                 mlflow.set_tag("trial_state", TrialState.PRUNED.name)
             else:
-                score = mae(splits.y("val"), system.predict(model, splits.x("val")))
+                score = mae(splits.y("val"), system.predict(model, splits.x("val").to_numpy()))
                 mlflow.log_metric("val_mae", score)
                 mlflow.set_tag("trial_state", TrialState.COMPLETE.name)
         if pruned is not None:

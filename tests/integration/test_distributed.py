@@ -21,6 +21,7 @@ from contracts import PREDICTIONS_SCHEMA
 from features.definitions import FEATURE_STORE_SCHEMA
 from serving.local import free_port
 from training.backtest import backtest
+from training.spec import load_spec
 from warehouse import connect
 
 WINDOW = ("--start-date", "2024-10-22", "--end-date", "2025-01-31", "--test-start", "2025-01-01")
@@ -103,7 +104,9 @@ def test_backtest_writes_one_prediction_per_game_and_system(small_store: str, tm
     shutil.copy(small_store.removeprefix("duckdb:///"), tmp_path / "w.duckdb")
     store = connect(f"duckdb:///{tmp_path / 'w.duckdb'}")  # predictions go to a copy, not the shared store
     systems = ("moving_average", "xgboost_v1", "ensemble_v1")
-    result = backtest(dt.date(2024, 12, 15), dt.date(2025, 1, 13), systems, warehouse=store, progress=False)
+    spec = load_spec().override(backtest_start=dt.date(2024, 12, 15), backtest_end=dt.date(2025, 1, 13),
+                                systems=systems)
+    result = backtest(spec, store, progress=False)
     stored = store.read(PREDICTIONS_SCHEMA, date_range=(dt.date(2024, 12, 15), dt.date(2025, 1, 13)))
     mine = stored[stored.source == f"backtest:{result.run_id}"]
     games = store.read(FEATURE_STORE_SCHEMA, date_range=(dt.date(2024, 12, 15), dt.date(2025, 1, 13)))

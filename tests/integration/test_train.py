@@ -9,16 +9,22 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, SYSTEMS, TUNED_SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, MOVING_AVERAGE, SYSTEMS
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from registry import systems
 from registry.points_model import loaded_bundle
+from training.spec import load_spec
 from training.splits import SplitError, time_splits
-from training.train import ConfigError, TrainConfig, train
+from training.train import train
 from training.tuning import StorageError
 from warehouse import connect
+
+COMBINED = [s for s in SYSTEMS if systems.module(s).COMBINES]
+MEMBERS = [s for s in SYSTEMS if not systems.module(s).COMBINES]
 
 
 def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> None:
@@ -38,7 +44,7 @@ def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> 
 
 def test_tuned_systems_nest_their_trials(trained_env: dict) -> None:
     client = MlflowClient()
-    for system in TUNED_SYSTEMS:
+    for system in systems.tuned_systems():
         parent = trained_env["results"][system].run_id
         trials = client.search_runs([client.get_run(parent).info.experiment_id],
                                     f"tags.mlflow.parentRunId = '{parent}'")
@@ -53,11 +59,10 @@ def test_runs_carry_plots_importances_and_dataset_lineage(trained_env: dict) -> 
     for system, result in trained_env["results"].items():
         files = {a.path for a in client.list_artifacts(result.run_id, "plots")}
         assert {"plots/residuals.png", "plots/predicted_vs_actual.png", "plots/calibration.png"} <= files
-        name = "weights.json" if system == "ensemble_v1" else "feature_importance.json"
+        name = "weights.json" if system in COMBINED else "feature_importance.json"
         values = json.loads(Path(client.download_artifacts(result.run_id, name)).read_text())
         assert values and all(v >= 0 for v in values.values())
-        if system == "xgboost_v1":
-            assert set(values) == set(FEATURE_NAMES)
+        assert set(values) == set(MEMBERS) if system in COMBINED else set(values) <= set(FEATURE_NAMES)
         inputs = client.get_run(result.run_id).inputs.dataset_inputs
         assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "val"]
         assert all(i.dataset.digest and "ml_feature_store_v2" in i.dataset.name for i in inputs)
@@ -74,17 +79,31 @@ def test_registered_models_predict_what_the_run_measured(trained_env: dict, smal
         model = mlflow.pyfunc.load_model(f"models:/{system}/{result.version}")
         predicted = model.predict(test[list(FEATURE_NAMES)].astype(float))
         assert np.isclose(np.mean(np.abs(predicted - test.points)), result.metrics["test_mae"])
-    ensemble_version = trained_env["results"]["ensemble_v1"].version
-    ensemble = loaded_bundle(mlflow.pyfunc.load_model(f"models:/ensemble_v1/{ensemble_version}"))
-    assert set(ensemble.members) == {"moving_average", "xgboost_v1", "catboost_v8"}
-    assert np.isclose(sum(ensemble.meta["weights"].values()), 1.0)
+    for system in COMBINED:  # every other system of the table joins the combination, at its registered version
+        result = trained_env["results"][system]
+        bundle = loaded_bundle(mlflow.pyfunc.load_model(f"models:/{system}/{result.version}"))
+        assert set(bundle.members) == set(MEMBERS)
+        assert bundle.meta["member_versions"] == {m: trained_env["results"][m].version for m in MEMBERS}
+        assert np.isclose(sum(bundle.meta["weights"].values()), 1.0)
 
 
 def test_models_beat_the_moving_average_even_on_a_small_slice(trained_env: dict) -> None:
     results = trained_env["results"]
-    best = min(results[s].metrics["test_mae"] for s in ("xgboost_v1", "catboost_v8", "ensemble_v1"))
-    assert best < results["moving_average"].metrics["test_mae"]
+    best = min(r.metrics["test_mae"] for s, r in results.items() if s != MOVING_AVERAGE)
+    assert best < results[MOVING_AVERAGE].metrics["test_mae"]
     assert all(r.metrics["train_val_gap"] < 1.5 for r in results.values())
+
+
+def test_every_run_logs_the_spec_it_ran_with(trained_env: dict) -> None:
+    client = MlflowClient()
+    spec = trained_env["spec"]
+    for result in trained_env["results"].values():
+        run = client.get_run(result.run_id)
+        assert run.data.params["experiment"] == "experiments/quick.yaml"
+        assert (run.data.params["n_trials"], run.data.params["seed"]) == (str(spec.n_trials), str(spec.seed))
+        logged = yaml.safe_load(Path(client.download_artifacts(result.run_id, "experiment.yaml")).read_text())
+        assert logged["tuning"] == {"n_trials": 2, "timeout": 120} and set(logged["systems"]) == set(SYSTEMS)
+        assert str(logged["data"]["end_date"]) == "2025-02-15"
 
 
 def test_splits_are_ordered_in_time(small_store: str) -> None:
@@ -93,25 +112,33 @@ def test_splits_are_ordered_in_time(small_store: str) -> None:
     assert max(splits.val.game_date) < splits.test_start == min(splits.test.game_date)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"systems": ("xgboost_v1", "lightgbm")}, "systems includes 'lightgbm'; known systems are"),
-    ({"n_trials": 0}, "n_trials is 0; it must be at least 1"),
-    ({"start_date": dt.date(2025, 2, 1), "end_date": dt.date(2025, 1, 1)}, "start_date 2025-02-01 is after end_date"),
-    ({"systems": ("ensemble_v1",)}, "needs at least one other system"),
-])
-def test_bad_settings_stop_before_any_work(change: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        TrainConfig(**change).validate()
+def test_untuned_systems_fit_the_spec_parameters_and_register(small_store: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """n_trials 0 (the weekly retrain, the season replay): no study, no trials, the spec's fixed
+    parameters, and a registered model as usual."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    spec = load_spec("experiments/quick.yaml").override(n_trials=0, systems=(MOVING_AVERAGE, "xgboost_v1"),
+                                                        end_date=dt.date(2025, 1, 20))
+    results = train(spec, connect(small_store), optuna_storage="sqlite:////no/such/dir/optuna.db", progress=False)
+    client = MlflowClient()
+    run = client.get_run(results["xgboost_v1"].run_id)
+    fixed = spec.systems["xgboost_v1"].params
+    assert {k: run.data.params[k] for k in fixed} == {k: str(v) for k, v in fixed.items()}
+    assert run.data.params["tuned"] == "False" and "optuna_study" not in run.data.params
+    assert not client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert client.get_model_version("xgboost_v1", results["xgboost_v1"].version).run_id == run.info.run_id
 
 
-def test_unreachable_optuna_storage_is_one_sentence(tmp_path) -> None:
+def test_unreachable_optuna_storage_is_one_sentence(small_store: str) -> None:
+    spec = load_spec("experiments/quick.yaml").override(systems=("xgboost_v1",))
     with pytest.raises(StorageError, match=r"optuna_storage 'sqlite:////no/such/dir/optuna.db' cannot be opened"):
-        TrainConfig(optuna_storage="sqlite:////no/such/dir/optuna.db").validate()
+        train(spec, connect(small_store), optuna_storage="sqlite:////no/such/dir/optuna.db", progress=False)
 
 
 def test_an_empty_range_names_the_dates(small_store: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    config = TrainConfig(start_date=dt.date(2030, 1, 1), systems=("moving_average",))
+    spec = load_spec().override(start_date=dt.date(2030, 1, 1), systems=(MOVING_AVERAGE,))
     with pytest.raises(SplitError, match="no played games in the feature store between 2030-01-01"):
-        train(config, connect(small_store), progress=False)
+        train(spec, connect(small_store), progress=False)
     assert not (tmp_path / "mlflow.db").exists()  # nothing was logged

@@ -6,36 +6,26 @@ judged on); early stopping and Optuna pruning both watch the validation MAE.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
-import pandas as pd
 import xgboost as xgb
 
 from contracts import XGBOOST_V1
-from training.splits import Splits
+
+if TYPE_CHECKING:
+    from training.splits import Splits
 
 NAME = XGBOOST_V1
 KIND = "xgboost"
+TUNED = True
+COMBINES = False
 MAX_ROUNDS = 2000
 EARLY_STOP = 50
 REPORT_EVERY = 10
-DEFAULTS = {"eta": 0.05, "max_depth": 6, "min_child_weight": 20.0, "subsample": 0.8,
-            "colsample_bytree": 0.8, "lambda": 1.0}
-
-
-def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "eta": trial.suggest_float("eta", 0.02, 0.2, log=True),
-        "max_depth": trial.suggest_int("max_depth", 3, 8),
-        "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
-        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
-        "lambda": trial.suggest_float("lambda", 1e-3, 10.0, log=True),
-    }
+MODEL_FILE = "model.json"
 
 
 class _Report(xgb.callback.TrainingCallback):
@@ -50,8 +40,8 @@ class _Report(xgb.callback.TrainingCallback):
         return False
 
 
-def fit(params: dict[str, Any], splits: Splits, seed: int,
-        report: Callable[[int, float], None] | None = None) -> xgb.Booster:
+def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int, float], None] | None = None,
+        members: Mapping[str, Any] | None = None) -> xgb.Booster:
     train = xgb.DMatrix(splits.x("train"), splits.y("train"))
     val = xgb.DMatrix(splits.x("val"), splits.y("val"))
     booster = xgb.train(
@@ -63,17 +53,23 @@ def fit(params: dict[str, Any], splits: Splits, seed: int,
     return booster[: booster.best_iteration + 1]
 
 
-def predict(model: xgb.Booster, x: pd.DataFrame) -> np.ndarray:
-    return model.predict(xgb.DMatrix(x))
+def predict(model: xgb.Booster, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.inplace_predict(x), dtype=float)  # columns in training order
 
 
 def save(model: xgb.Booster, folder: Path) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_model(str(folder / "model.json"))
-    return {"kind": KIND, "model_file": "model.json"}
+    model.save_model(str(folder / MODEL_FILE))
+    return {"model_file": MODEL_FILE}
 
 
-def importances(model: xgb.Booster) -> dict[str, float]:
+def load(meta: dict[str, Any], folder: Path) -> xgb.Booster:
+    model = xgb.Booster()
+    model.load_model(str(folder / meta["model_file"]))
+    model.set_param({"nthread": 1})  # one request at a time per thread: no oversubscription
+    return model
+
+
+def importances(model: xgb.Booster, splits: Splits) -> dict[str, float]:
     """Total gain per feature (features never split on get 0)."""
     gain = model.get_score(importance_type="total_gain")
     return {name: float(gain.get(name, 0.0)) for name in model.feature_names}

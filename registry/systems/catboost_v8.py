@@ -2,55 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import optuna
-import pandas as pd
 from catboost import CatBoostRegressor
 
 from contracts import CATBOOST_V8
-from training.splits import Splits
+
+if TYPE_CHECKING:
+    from training.splits import Splits
 
 NAME = CATBOOST_V8
 KIND = "catboost"
+TUNED = True
+COMBINES = False
 MAX_ITERATIONS = 2000
 EARLY_STOP = 50
 REPORT_EVERY = 10
-DEFAULTS = {"learning_rate": 0.1, "depth": 6, "l2_leaf_reg": 3.0, "random_strength": 1.0}
-
-
-def search_space(trial: optuna.Trial) -> dict[str, Any]:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-        "depth": trial.suggest_int("depth", 4, 8),
-        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.5, 30.0, log=True),
-        "random_strength": trial.suggest_float("random_strength", 0.1, 5.0, log=True),
-    }
+MODEL_FILE = "model.cbm"
 
 
 class _Report:
     """CatBoost's per-iteration hook: hands the validation MAE to the tuner, and stops the fit
-    (returning False) when the tuner raised; the exception is re-raised after ``fit`` returns."""
+    (returning False) when the tuner raised; the exception is re-raised after ``fit`` returns
+    (CatBoost would swallow it)."""
 
     def __init__(self, report: Callable[[int, float], None]) -> None:
         self.report = report
-        self.stopped: optuna.TrialPruned | None = None
+        self.stopped: Exception | None = None
 
     def after_iteration(self, info: Any) -> bool:
         if info.iteration % REPORT_EVERY == 0:
             try:
                 self.report(info.iteration, info.metrics["validation"]["MAE"][-1])
-            except optuna.TrialPruned as pruned:
-                self.stopped = pruned
+            except Exception as stop:  # the tuner's TrialPruned: this module does not import the tuner
+                self.stopped = stop
                 return False
         return True
 
 
-def fit(params: dict[str, Any], splits: Splits, seed: int,
-        report: Callable[[int, float], None] | None = None) -> CatBoostRegressor:
+def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int, float], None] | None = None,
+        members: Mapping[str, Any] | None = None) -> CatBoostRegressor:
     model = CatBoostRegressor(iterations=MAX_ITERATIONS, loss_function="MAE", eval_metric="MAE",
                               early_stopping_rounds=EARLY_STOP, random_seed=seed, thread_count=2,
                               verbose=0, allow_writing_files=False, **params)
@@ -62,17 +56,22 @@ def fit(params: dict[str, Any], splits: Splits, seed: int,
     return model
 
 
-def predict(model: CatBoostRegressor, x: pd.DataFrame) -> np.ndarray:
+def predict(model: CatBoostRegressor, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x), dtype=float)
 
 
 def save(model: CatBoostRegressor, folder: Path) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_model(str(folder / "model.cbm"))
-    return {"kind": KIND, "model_file": "model.cbm"}
+    model.save_model(str(folder / MODEL_FILE))
+    return {"model_file": MODEL_FILE}
 
 
-def importances(model: CatBoostRegressor) -> dict[str, float]:
+def load(meta: dict[str, Any], folder: Path) -> CatBoostRegressor:
+    model = CatBoostRegressor()
+    model.load_model(str(folder / meta["model_file"]))
+    return model
+
+
+def importances(model: CatBoostRegressor, splits: Splits) -> dict[str, float]:
     """PredictionValuesChange: how much the prediction moves, on average, with each feature."""
     values = model.get_feature_importance(type="PredictionValuesChange")
     return {name: float(v) for name, v in zip(model.feature_names_, values, strict=True)}
