@@ -5,14 +5,18 @@ supports registry stages, the deprecated stage ``Production`` is mirrored on the
 previous holder archived), so ``models:/NAME@production`` and ``models:/NAME/Production`` load the
 same model. Every promotion, refusal and rollback is an event: a tag on the registered model (the
 history ``history`` prints and ``rollback`` replays) and one on the version it concerns.
+
+Moving production is all-or-nothing with its audit, although MLflow has no transaction: an intent
+tag is written first, then the alias and the stage move, the event is recorded and the intent is
+removed (the confirmation). A failure anywhere leaves the intent behind, and ``reconcile`` (run first
+by every promotion and rollback, and on its own by ``cli.py reconcile``) finishes the move from it
+when the alias did move, drops it when the alias did not, and puts the stage on the alias's version.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
-import hashlib
 import json
 import uuid
 import warnings
@@ -28,9 +32,11 @@ import settings
 from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS, TARGET
 from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from registry.locks import LockError, promotion_lock, wait_seconds
 from warehouse import Warehouse, connect
 
 EVENT_PREFIX = "event."
+INTENT_TAG = "promotion.intent"  # not an EVENT_PREFIX key: history never shows an unconfirmed move
 BOOTSTRAP_SAMPLES = 2000
 
 
@@ -71,18 +77,15 @@ def registry_client() -> MlflowClient:
 
 @contextlib.contextmanager
 def _registry_lock(system: str) -> Iterator[None]:
-    """One promotion or rollback of a system at a time on this machine, so the alias and the
-    history always change together (a team sharing a tracking server runs promotions from one
-    place, e.g. CI, for the same guarantee)."""
-    key = hashlib.sha256(f"{settings.tracking_uri()}|{system}".encode()).hexdigest()[:16]
-    path = settings.MLRUNS_DIR / ".locks" / f"promote-{key}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """One promotion or rollback of a system at a time on every machine that promotes, so the alias
+    and the history always change together (where the lock lives: ``registry/locks.py``)."""
+    with contextlib.ExitStack() as held:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            held.enter_context(promotion_lock(system, settings.tracking_uri(), settings.promotion_lock_url(),
+                                              wait_seconds(settings.promotion_lock_wait())))
+        except LockError as exc:  # raised before the body runs: the promotion has not started
+            raise PromotionError(str(exc)) from None
+        yield
 
 
 def _check_system(system: str) -> None:
@@ -124,19 +127,95 @@ def history(system: str, client: MlflowClient | None = None) -> list[Event]:
     return sorted(events, key=lambda e: e.when)
 
 
-def _record(client: MlflowClient, event: Event) -> None:
+def _event_key(event: Event) -> str:
     stamp = dt.datetime.fromisoformat(event.when).strftime("%Y%m%dT%H%M%S%f")
-    key = f"{EVENT_PREFIX}{stamp}.{uuid.uuid4().hex[:6]}"
+    return f"{EVENT_PREFIX}{stamp}.{uuid.uuid4().hex[:6]}"
+
+
+def _record(client: MlflowClient, event: Event, key: str | None = None) -> None:
+    """Write the event under ``key``: writing it again under the same key changes nothing, so a
+    reconcile that finishes an interrupted move never records it twice."""
+    key = key or _event_key(event)
     value = json.dumps(asdict(event), sort_keys=True)
     client.set_registered_model_tag(event.system, key, value)
     client.set_model_version_tag(event.system, event.version, key, value)
 
 
-def _set_production(client: MlflowClient, system: str, version: str) -> None:
-    client.set_registered_model_alias(system, PRODUCTION_ALIAS, version)
+def _set_stage(client: MlflowClient, system: str, version: str) -> None:
     with warnings.catch_warnings():  # stages are deprecated; mirrored while MLflow still has them
         warnings.simplefilter("ignore", FutureWarning)
         client.transition_model_version_stage(system, version, PRODUCTION_STAGE, archive_existing_versions=True)
+
+
+def _stage_holders(client: MlflowClient, system: str) -> list[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        versions = client.search_model_versions(f"name = '{system}'")
+    return sorted((str(v.version) for v in versions if v.current_stage == PRODUCTION_STAGE), key=int)
+
+
+def _move_production(client: MlflowClient, event: Event) -> None:
+    """Intent, alias, stage, event, confirmation: see the module's docstring for why in this order."""
+    key = _event_key(event)
+    intent = json.dumps({"key": key, "event": asdict(event)}, sort_keys=True)
+    try:
+        client.set_registered_model_tag(event.system, INTENT_TAG, intent)
+        client.set_registered_model_alias(event.system, PRODUCTION_ALIAS, event.version)
+        _set_stage(client, event.system, event.version)
+        _record(client, event, key)
+        client.delete_registered_model_tag(event.system, INTENT_TAG)
+    except MlflowException as exc:
+        cause = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise PromotionError(
+            f"the {event.action} of {event.system} to v{event.version} was interrupted ({cause}); "
+            f"`python cli.py reconcile --system {event.system}` finishes or undoes it, as the next "
+            "promote or rollback does first") from None
+
+
+def pending(client: MlflowClient, system: str) -> tuple[str, Event] | None:
+    """The move of production that began but was not confirmed (its event key and event), if any."""
+    try:
+        intent = client.get_registered_model(system).tags.get(INTENT_TAG)
+    except MlflowException:
+        return None
+    if intent is None:
+        return None
+    started = json.loads(intent)
+    return started["key"], Event(**started["event"])
+
+
+def _reconcile(client: MlflowClient, system: str) -> list[str]:
+    """Repair a half-done move of production; the caller holds the system's lock."""
+    repairs = []
+    current = production_version(client, system)
+    started = pending(client, system)
+    if started is not None:
+        key, event = started
+        if current == event.version:
+            _record(client, event, key)
+            repairs.append(f"recorded the interrupted {event.action} of {system} v{event.from_version or '-'} -> "
+                           f"v{event.version} ({event.when})")
+        else:
+            repairs.append(f"dropped the {event.action} of {system} to v{event.version} ({event.when}): it "
+                           f"stopped before the alias moved, production is still v{current or '-'}")
+        client.delete_registered_model_tag(system, INTENT_TAG)
+    if current is not None and _stage_holders(client, system) != [current]:
+        _set_stage(client, system, current)
+        repairs.append(f"moved stage {PRODUCTION_STAGE} of {system} to v{current}, the version of @{PRODUCTION_ALIAS}")
+    return repairs
+
+
+def reconcile(system: str) -> list[str]:
+    """Finish or drop a half-done promotion or rollback of ``system``; what was repaired (nothing
+    when alias, stage and history already agree)."""
+    _check_system(system)
+    client = registry_client()
+    with _registry_lock(system):
+        return _reconcile(client, system)
+
+
+def _reported(repairs: list[str], message: str) -> str:
+    return "\n".join([*(f"reconciled: {r}" for r in repairs), message])
 
 
 def _now() -> str:
@@ -186,11 +265,13 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
     warehouse = warehouse or connect()
     who = settings.promoted_by()
     with _registry_lock(system):
+        repairs = _reconcile(client, system)
         version = resolve_version(client, system, version)
         champion = production_version(client, system)
         if champion == version:
             event = Event("promote", system, version, champion, who, _now(), reason="already in production")
-            return Decision(True, event, f"{system} v{version} is already in production: nothing changed")
+            return Decision(True, event, _reported(repairs, f"{system} v{version} is already in production: "
+                                                            "nothing changed"))
 
         rows, start, end = held_out_games(client, system, version, warehouse)
         challenger_err = _errors(system, version, rows)
@@ -222,13 +303,12 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
             why = (f"needs an improvement of at least {min_improvement} points with a 95% interval above zero")
             event = Event("refuse", system, version, champion, who, _now(), reason=why, figures=figures)
             _record(client, event)
-            return Decision(False, event, f"refused: {summary}; {why}")
-        _set_production(client, system, version)
+            return Decision(False, event, _reported(repairs, f"refused: {summary}; {why}"))
         event = Event("promote", system, version, champion, who, _now(), reason=reason, forced=force and not passed,
                       figures=figures)
-        _record(client, event)
+        _move_production(client, event)
         forced = " (forced past the gate)" if event.forced else ""
-        return Decision(True, event, f"promoted{forced}: {summary}")
+        return Decision(True, event, _reported(repairs, f"promoted{forced}: {summary}"))
 
 
 def rollback(system: str, reason: str = "") -> Decision:
@@ -236,6 +316,7 @@ def rollback(system: str, reason: str = "") -> Decision:
     _check_system(system)
     client = registry_client()
     with _registry_lock(system):
+        repairs = _reconcile(client, system)
         current = production_version(client, system)
         if current is None:
             raise PromotionError(f"{system} has no production version to roll back")
@@ -247,8 +328,7 @@ def rollback(system: str, reason: str = "") -> Decision:
                 stack.pop()
         if len(stack) < 2 or stack[-1] != current:
             raise PromotionError(f"{system} v{current} has no earlier production version in its history")
-        target = stack[-2]
-        _set_production(client, system, target)
-        event = Event("rollback", system, target, current, settings.promoted_by(), _now(), reason=reason)
-        _record(client, event)
-        return Decision(True, event, f"rolled back {system}: production v{current} -> v{target}")
+        event = Event("rollback", system, stack[-2], current, settings.promoted_by(), _now(), reason=reason)
+        _move_production(client, event)
+        return Decision(True, event, _reported(repairs, f"rolled back {system}: production v{current} -> "
+                                                        f"v{event.version}"))
