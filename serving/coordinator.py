@@ -85,7 +85,7 @@ def _post_with_retries(client: httpx.Client, url: str, payload: dict, retries: i
     raise last  # type: ignore[misc]
 
 
-def _rows_from_answer(answer: dict, source: str) -> pd.DataFrame:
+def _rows_from_answer(answer: dict, source: str, created_at: pd.Timestamp | None) -> pd.DataFrame:
     """The worker's answer as ``player_prop_predictions`` rows, one per player-game and system."""
     items = answer["predictions"]
     if not items:
@@ -98,13 +98,14 @@ def _rows_from_answer(answer: dict, source: str) -> pd.DataFrame:
         answers = [i["systems"][system] for i in items]
         p_over = np.array([np.nan if a["p_over"] is None else a["p_over"] for a in answers])
         frames.append(prediction_rows(keys, system, answers[0]["version"],
-                                      np.array([a["predicted_points"] for a in answers]), p_over, source))
+                                      np.array([a["predicted_points"] for a in answers]), p_over, source,
+                                      created_at))
     return pd.concat(frames, ignore_index=True)
 
 
 def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slate: pd.DataFrame | None = None,
                  batch_size: int = BATCH_SIZE, source: str = "coordinator", retries: int = RETRIES,
-                 backoff: float = BACKOFF_SECONDS) -> DateRun:
+                 backoff: float = BACKOFF_SECONDS, created_at: pd.Timestamp | None = None) -> DateRun:
     rows = slate_features(warehouse, game_date, slate)
     run = DateRun(game_date, rows=len(rows))
     with httpx.Client(base_url=worker_url, timeout=60.0) as client:
@@ -118,7 +119,7 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
                 run.failed_batches.append(f"{label}: {exc}")
                 continue
             run.missing += [m["reason"] for m in answer["missing"]]
-            frame = _rows_from_answer(answer, source)
+            frame = _rows_from_answer(answer, source, created_at)
             if len(frame):
                 warehouse.write(PREDICTIONS_SCHEMA, frame)  # each finished batch is kept
                 run.written += len(frame)

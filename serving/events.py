@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 DATE_READY = "feature-store-date-ready"
 PUBLISH_TIMEOUT_SECONDS = 30.0
+MAX_DELIVERY_ATTEMPTS = 5  # a date whose predictions fail this often is given up on (acked and recorded)
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,11 @@ class PubSubBus:
     """The same events on Google Cloud Pub/Sub, for a backfill and a predictor on different machines.
 
     A handler error nacks the message so Pub/Sub redelivers it (the prediction may succeed once the
-    worker is back); a message that cannot be decoded is acked and recorded, since redelivering it
-    would fail the same way forever.
+    worker is back), up to ``MAX_DELIVERY_ATTEMPTS`` deliveries of a date: then it is acked and the
+    give-up recorded, so a date that always fails is not redelivered forever. The attempt is Pub/Sub's
+    own count where the subscription has a dead-letter policy, else this process's count per date. A
+    message that cannot be decoded is acked and recorded, since redelivering it would fail the same
+    way forever.
     """
 
     def __init__(self, project: str, topic: str, subscription: str, publisher: Any | None = None,
@@ -185,6 +189,7 @@ class PubSubBus:
         self._subscriber = subscriber
         self._streams: list[Any] = []
         self._lock = threading.Lock()
+        self._attempts: dict[dt.date, int] = {}  # failed deliveries per date, forgotten once it is acked
         self.failures: list[str] = []
 
     @property
@@ -221,10 +226,16 @@ class PubSubBus:
                 return
             try:
                 handler(event)
-            except Exception as exc:  # nack so Pub/Sub retries the date later
-                self._record(f"{event.game_date}: {_describe(handler)} failed: {type(exc).__name__}: {exc}")
-                message.nack()
-                return
+            except Exception as exc:
+                attempt = self._failed_attempt(event.game_date, getattr(message, "delivery_attempt", None))
+                failure = f"{event.game_date}: {_describe(handler)} failed: {type(exc).__name__}: {exc}"
+                if attempt < MAX_DELIVERY_ATTEMPTS:
+                    self._record(f"{failure} (attempt {attempt} of {MAX_DELIVERY_ATTEMPTS}; redelivered)")
+                    message.nack()  # Pub/Sub retries the date later
+                    return
+                self._record(f"{failure} (attempt {attempt} of {MAX_DELIVERY_ATTEMPTS}; given up, acked)")
+            with self._lock:
+                self._attempts.pop(event.game_date, None)
             message.ack()
 
         stream = self.subscriber.subscribe(self.subscription_path, callback=callback)
@@ -243,6 +254,12 @@ class PubSubBus:
         if self._publisher is not None:
             self._publisher.stop()  # PublisherClient has no close(): stop() flushes, then drop the channel
             self._publisher.transport.close()
+
+    def _failed_attempt(self, game_date: dt.date, delivery_attempt: int | None) -> int:
+        with self._lock:
+            counted = self._attempts.get(game_date, 0) + 1
+            self._attempts[game_date] = counted
+        return max(counted, delivery_attempt or 0)
 
     def _record(self, failure: str) -> None:
         log.error("%s", failure)

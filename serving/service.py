@@ -3,6 +3,8 @@
 ``POST /start`` (bearer token) predicts a game date in the background; ``GET /jobs/{id}`` reports
 it. ``POST /backfill`` (bearer token) rebuilds feature-store dates and, through the event bus,
 starts a prediction of every date it completes: the Phase 4 → Phase 5 trigger of the old system.
+Its files must lie under the data root (``DATA_ROOT``): a token holder names inputs, not any path
+on the server.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.worker import create_app
 from warehouse import Warehouse, WarehouseError, connect
-from warehouse.ingest import InputError
+from warehouse.ingest import InputError, confined_sources
+
+MAX_JOBS = 500  # jobs kept for GET /jobs: the oldest finished ones are forgotten first
+MAX_INPUT_BYTES = 256 * 2**20  # the files one /backfill may read, all together
 
 
 class SlateGame(BaseModel):
@@ -46,21 +51,28 @@ class BackfillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     start_date: dt.date
     end_date: dt.date
-    box_scores: str = ""
-    lines: str = ""
+    box_scores: str = Field(default="", max_length=500, description="file, folder or glob under the data root")
+    lines: str = Field(default="", max_length=500, description='the same, or "none"')
 
 
 class Jobs:
-    """Prediction runs started over HTTP or by events, one thread each, kept for ``GET /jobs``."""
+    """Prediction runs started over HTTP or by events, one thread each, the last ``MAX_JOBS`` kept
+    for ``GET /jobs`` (a coordinator that runs for months must not keep every job it ever ran)."""
 
     def __init__(self, worker_url: str, warehouse: Warehouse) -> None:
         self.worker_url, self.warehouse = worker_url, warehouse
         self.state: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
 
     def start(self, game_date: dt.date, slate: pd.DataFrame | None = None, source: str = "coordinator") -> str:
         job = uuid.uuid4().hex[:12]
-        self.state[job] = {"job": job, "game_date": str(game_date), "status": "running", "source": source}
+        with self._lock:
+            self.state[job] = {"job": job, "game_date": str(game_date), "status": "running", "source": source}
+            finished = [old for old, state in self.state.items() if state["status"] != "running"]
+            for old in finished[:max(0, len(self.state) - MAX_JOBS)]:
+                del self.state[old]
+                self.threads.pop(old, None)
 
         def run() -> None:
             try:
@@ -84,8 +96,10 @@ class Jobs:
             raise CoordinatorError(f"predictions for {game_date} ended {state['status']}: {state.get('summary')}")
 
     def wait(self, job: str, timeout: float | None = None) -> dict[str, Any]:
-        self.threads[job].join(timeout)
-        return self.state[job]
+        thread = self.threads.get(job)
+        if thread is not None:
+            thread.join(timeout)
+        return self.state.get(job, {"job": job, "status": "forgotten", "summary": f"more than {MAX_JOBS} later jobs"})
 
 
 def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, token: str | None = None,
@@ -122,9 +136,14 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
         if request.start_date > request.end_date:
             raise HTTPException(422, f"start_date {request.start_date} is after end_date {request.end_date}")
         publish = (lambda day: bus.publish(DateReady(day))) if bus is not None else None
-        lines = None if request.lines == "none" else (request.lines or settings.LINES_DEFAULT)
+        root = settings.data_root()
         try:
-            summary = backfill(warehouse, request.box_scores or settings.BOX_SCORES_DEFAULT, lines,
+            box_scores = (confined_sources("box_scores", request.box_scores, root, MAX_INPUT_BYTES)
+                          if request.box_scores else settings.BOX_SCORES_DEFAULT)
+            lines = None if request.lines == "none" else (
+                confined_sources("lines", request.lines, root, MAX_INPUT_BYTES) if request.lines
+                else settings.LINES_DEFAULT)
+            summary = backfill(warehouse, box_scores, lines,
                                request.start_date, request.end_date, progress=False, on_date_complete=publish)
         except (InputError, WarehouseError) as exc:
             raise HTTPException(422, str(exc)) from None

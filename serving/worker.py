@@ -4,21 +4,30 @@
 ``POST /predict`` answers (player_id, game_date) pairs from the feature store or explicit feature
 rows, and ``POST /reload`` (bearer token) picks up a promotion or rollback at once; the worker also
 polls the registry every ``poll_seconds``.
+
+Every request has a bounded cost: the body is refused past ``MAX_BODY_BYTES`` before it is parsed,
+a request holds at most ``MAX_ITEMS`` rows and ``MAX_DATES`` game dates, the feature cache holds at
+most ``CACHE_DATES`` dates, and a read of a busy warehouse gives up in seconds (503). A bad request
+is a 422 naming the field, never echoing more than a short value of it. A system that fails to
+predict is skipped and reported, so the others still answer.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -29,21 +38,29 @@ from features.definitions import FEATURE_NAMES
 from registry.predictions import recommendation
 from serving.auth import bearer_guard
 from serving.models import LEAD_ORDER, ProductionModels
-from warehouse import Warehouse, connect
+from warehouse import Warehouse, WarehouseError, connect
 
-MAX_ITEMS = 5000
+MAX_BODY_BYTES = 8 * 2**20  # 5,000 explicit rows of 33 named features fit; a larger body is refused unread
+MAX_ITEMS = 5000  # rows of games, rows and table together
+MAX_DATES = 31  # distinct game dates a request may look up
+CACHE_DATES = 64  # game dates whose feature rows are kept, least recently used dropped first
 CACHE_SECONDS = 60.0
+MAX_REPORTED_ERRORS = 10
+SHOWN_VALUE_CHARS = 40
+
+# NaN and Infinity are valid in Python's JSON but are not numbers a model or a client can use
+FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PlayerGame(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = FINITE
     player_id: int = Field(gt=0, description="NBA person id")
     game_date: dt.date
     line: float | None = Field(default=None, ge=0, le=150, description="points line; default: the stored one")
 
 
 FeatureRow = create_model(
-    "FeatureRow", __config__=ConfigDict(extra="forbid"),
+    "FeatureRow", __config__=FINITE,
     player_id=(int | None, Field(default=None, gt=0)), game_date=(dt.date | None, None),
     game_id=(str | None, None), line=(float | None, Field(default=None, ge=0, le=150)),
     **{name: (float | None, Field(...)) for name in FEATURE_NAMES},  # every feature required, null allowed
@@ -54,8 +71,8 @@ class FeatureTable(BaseModel):
     """Many feature rows at once, column names given once (like MLflow's ``dataframe_split``):
     the compact form for batches, validated as one block of numbers."""
 
-    model_config = ConfigDict(extra="forbid")
-    columns: list[str]
+    model_config = FINITE
+    columns: list[str] = Field(max_length=len(FEATURE_NAMES))
     data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
     line: list[float | None] | None = Field(default=None, description="one points line (or null) per row")
 
@@ -75,7 +92,7 @@ class FeatureTable(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = FINITE
     games: list[PlayerGame] = Field(default_factory=list, max_length=MAX_ITEMS)
     rows: list[FeatureRow] = Field(default_factory=list, max_length=MAX_ITEMS)  # type: ignore[valid-type]
     table: FeatureTable | None = None
@@ -85,6 +102,12 @@ class PredictRequest(BaseModel):
     def _something_to_predict(self) -> PredictRequest:
         if not self.games and not self.rows and not (self.table and self.table.data):
             raise ValueError("give at least one item in games, rows or table")
+        items = len(self.games) + len(self.rows) + (len(self.table.data) if self.table else 0)
+        if items > MAX_ITEMS:
+            raise ValueError(f"games, rows and table hold {items} items together; at most {MAX_ITEMS} per request")
+        dates = len({g.game_date for g in self.games})
+        if dates > MAX_DATES:
+            raise ValueError(f"games name {dates} distinct game dates; at most {MAX_DATES} per request")
         return self
 
 
@@ -95,28 +118,52 @@ class DateRows:
     x: np.ndarray
     positions: dict[int, int]
     game_ids: list[str]
+    read_at: float
 
 
 class FeatureCache:
     """Feature rows of a game date, read once and kept ``CACHE_SECONDS``: a slate is asked for
-    many times in an evening, and one read per date keeps a single prediction in milliseconds."""
+    many times in an evening, and one read per date keeps a single prediction in milliseconds.
+    At most ``CACHE_DATES`` dates are kept, so requests naming ever new dates cannot grow it.
+
+    ``failure`` is the last read's error until a read succeeds: ``/health`` reports it."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
-        self._dates: dict[dt.date, tuple[float, DateRows]] = {}
+        self._dates: OrderedDict[dt.date, DateRows] = OrderedDict()
+        self._lock = threading.Lock()
+        self.failure: str | None = None
 
     def rows(self, day: dt.date, refresh: bool = False) -> DateRows:
-        cached = self._dates.get(day)
-        if cached is None or refresh or time.monotonic() - cached[0] > CACHE_SECONDS:
-            frame = read_store(self.warehouse, day, day)
-            rows = DateRows(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
-                            {int(p): i for i, p in enumerate(frame["player_id"])}, frame["game_id"].tolist())
-            cached = (time.monotonic(), rows)
-            self._dates[day] = cached
-        return cached[1]
+        with self._lock:
+            cached = self._dates.get(day)
+            if cached is not None:
+                self._dates.move_to_end(day)
+        if cached is None or refresh or time.monotonic() - cached.read_at > CACHE_SECONDS:
+            try:
+                frame = read_store(self.warehouse, day, day)
+            except WarehouseError as exc:
+                self.failure = str(exc)
+                raise
+            self.failure = None
+            cached = DateRows(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
+                              {int(p): i for i, p in enumerate(frame["player_id"])}, frame["game_id"].tolist(),
+                              time.monotonic())
+            with self._lock:
+                self._dates[day] = cached
+                self._dates.move_to_end(day)
+                while len(self._dates) > CACHE_DATES:
+                    self._dates.popitem(last=False)
+        return cached
+
+    @property
+    def size(self) -> int:
+        """Game dates held now."""
+        return len(self._dates)
 
     def clear(self) -> None:
-        self._dates.clear()
+        with self._lock:
+            self._dates.clear()
 
 
 @dataclass
@@ -153,13 +200,12 @@ def _with_line(x: np.ndarray, line: np.ndarray) -> np.ndarray:
 
 def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None, list[dict[str, Any]]]:
     found, keys, lines, missing = [], [], [], []
-    refreshed: set[dt.date] = set()
+    started = time.monotonic()
     for item in games:
         day = cache.rows(item.game_date)
         position = day.positions.get(item.player_id)
-        if position is None and item.game_date not in refreshed:
+        if position is None and day.read_at < started:
             # rows may have been written since the cached read (a slate): read the date once more
-            refreshed.add(item.game_date)
             day = cache.rows(item.game_date, refresh=True)
             position = day.positions.get(item.player_id)
         if position is None:
@@ -194,29 +240,39 @@ def _table(table: FeatureTable) -> Batch:
     return Batch(_with_line(x, line), line, [None] * len(x), [None] * len(x), [None] * len(x))
 
 
-def predict_columns(models: ProductionModels, batch: Batch, systems: list[str] | None) -> dict[str, dict[str, Any]]:
+def predict_columns(models: ProductionModels, batch: Batch,
+                    systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Per system: its version and, as lists over the rows, predicted points, the over/under call
-    and the probability of the over (null where the row has no line)."""
+    and the probability of the over (null where the row has no line). A system that raises or
+    predicts a non-finite number is left out and named in the second dict, so one broken model
+    never takes the others' answers down; so is one asked for that failed to load."""
     loaded = models.loaded
-    chosen = [s for s in (systems or list(SYSTEMS)) if s in loaded]
+    asked = systems or list(SYSTEMS)
+    chosen = [s for s in asked if s in loaded]
     chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
     line, has_line = batch.line, ~np.isnan(batch.line)
     known: dict[tuple[str, str], np.ndarray] = {}
     out: dict[str, dict[str, Any]] = {}
+    errors = {name: models.errors[name] for name in asked if name not in loaded and name in models.errors}
     for name in chosen:
         system = loaded[name]
-        predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
+        try:
+            predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
+            if predicted.shape != (len(batch.x),) or not np.isfinite(predicted).all():
+                raise ValueError("it predicted a non-finite number or the wrong count")
+        except Exception as exc:
+            errors[name] = f"v{system.version} failed to predict: {exc.__class__.__name__}: {str(exc)[:200]}"
+            continue
         known[(name, system.version)] = predicted
         p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan)
         out[name] = {"version": system.version, "predicted_points": np.round(predicted, 3).tolist(),
                      "recommendation": recommendation(predicted, line).tolist(),
                      "p_over": [None if v != v else v for v in p_over.tolist()]}
-    return out
+    return out, errors
 
 
-def predict_batch(models: ProductionModels, batch: Batch, systems: list[str] | None) -> list[dict]:
-    """One answer per row: every requested system's prediction, led by the best loaded system."""
-    columns = predict_columns(models, batch, systems)
+def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict]:
+    """One answer per row: every answering system's prediction, led by the best of them."""
     lead = next((s for s in LEAD_ORDER if s in columns), None)
     lines = [None if v != v else v for v in batch.line.tolist()]
     out = []
@@ -234,12 +290,43 @@ def predict_batch(models: ProductionModels, batch: Batch, systems: list[str] | N
     return out
 
 
+def _shown(value: Any) -> Any:
+    """A rejected value as an error may show it: short scalars as they are, NaN and Infinity as
+    text (JSON has no such numbers), anything long or nested not at all."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float) and len(str(value)) <= SHOWN_VALUE_CHARS:
+        return value
+    if isinstance(value, str) and len(value) <= SHOWN_VALUE_CHARS:
+        return value
+    return _HIDDEN
+
+
+_HIDDEN = object()
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A 422 body naming each bad field (its location and one sentence) and, when it is short, the
+    value: never the request itself, which may be megabytes."""
+    detail = []
+    for error in errors[:MAX_REPORTED_ERRORS]:
+        loc = list(error["loc"])
+        field = ".".join(str(part) for part in loc[1:]) or "body"
+        item = {"loc": loc, "type": error["type"], "msg": f"{field}: {error['msg']}"}
+        shown = _shown(error.get("input")) if error["type"] != "missing" else _HIDDEN
+        if shown is not _HIDDEN:
+            item.update(input=shown, msg=f"{field}: {error['msg']} (got {json.dumps(shown)})")
+        detail.append(item)
+    return {"detail": detail, "error_count": len(errors)}
+
+
 def create_app(models: ProductionModels | None = None, warehouse: Warehouse | None = None,
                token: str | None = None, poll_seconds: float = 30.0) -> FastAPI:
     models = models or ProductionModels()
     cache = FeatureCache(warehouse or connect())
     token = token if token is not None else settings.worker_token()
     stop = threading.Event()
+    failing: dict[str, str] = {}  # systems whose last prediction failed, and why
 
     def poll() -> None:
         while not stop.wait(poll_seconds):
@@ -255,24 +342,53 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         yield
         stop.set()
 
-    app = FastAPI(title="NBA points prediction worker", lifespan=lifespan,
+    app = FastAPI(title="NBA points prediction worker", lifespan=lifespan, max_body_size=MAX_BODY_BYTES,
                   description="Serves the production version of every prediction system in the MLflow registry.")
     app.state.models, app.state.cache = models, cache
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_errors(list(exc.errors())), status_code=422)
+
     authorised = bearer_guard(token, "worker")
+
+    def problems() -> dict[str, str]:
+        """What does not serve as it should: systems that failed to load or to predict, the
+        registry, the warehouse."""
+        found = {**models.errors}
+        for name, error in list(failing.items()):
+            found[name] = f"{found[name]}; {error}" if name in found else error
+        if cache.failure:
+            found["warehouse"] = cache.failure
+        return found
 
     @app.get("/")
     def index() -> dict[str, Any]:
-        return {"systems": {name: s.describe() for name, s in models.loaded.items()}, "errors": dict(models.errors)}
+        return {"systems": {name: s.describe() for name, s in models.loaded.items()}, "errors": problems(),
+                "cached_dates": cache.size}
 
     @app.get("/health")
     def health() -> JSONResponse:
-        if models.loaded:
-            return JSONResponse({"status": "ok", "systems": sorted(models.loaded)})
-        reason = "no system has a production version loaded"
-        if models.errors:
-            reason += ": " + "; ".join(f"{k} {v}" for k, v in models.errors.items())
-        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        serving = sorted(set(models.loaded) - set(failing))
+        found = problems()
+        if not serving:
+            reason = "no system has a production version loaded" if not models.loaded else "no system can predict"
+            if found:
+                reason += ": " + "; ".join(f"{k} {v}" for k, v in found.items())
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        if found:
+            return JSONResponse({"status": "degraded", "systems": serving, "errors": found})
+        return JSONResponse({"status": "ok", "systems": serving})
+
+    def answer(batch: Batch, systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        columns, errors = predict_columns(models, batch, systems)
+        for name in columns:
+            failing.pop(name, None)
+        failing.update({name: error for name, error in errors.items() if name in models.loaded})
+        if errors and not columns:
+            raise HTTPException(503, "no requested system could predict: " + "; ".join(
+                f"{k} {v}" for k, v in errors.items()))
+        return columns, errors
 
     @app.post("/predict")
     def predict(request: PredictRequest) -> Response:
@@ -280,25 +396,35 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
             raise HTTPException(503, "no system has a production version loaded")
         if request.table is not None and not request.games and not request.rows:
             # a table in, columns out: one list per system, in the table's row order
-            body: dict[str, Any] = {"columns": predict_columns(models, _table(request.table), request.systems)}
+            columns, errors = answer(_table(request.table), request.systems)
+            body: dict[str, Any] = {"columns": columns, "errors": errors}
         else:
             parts, missing = [], []
             if request.games:
-                found, missing = _lookup(cache, request.games)
+                try:
+                    found, missing = _lookup(cache, request.games)
+                except WarehouseError as exc:
+                    raise HTTPException(503, f"the feature store cannot be read now: {exc}") from None
                 parts += [found] if found is not None else []
             if request.rows:
                 parts.append(_explicit(request.rows))
             if request.table is not None and request.table.data:
                 parts.append(_table(request.table))
-            body = {"predictions": predict_batch(models, Batch.join(parts), request.systems) if parts else [],
-                    "missing": missing}
-        # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again
-        return Response(json.dumps(body), media_type="application/json")
+            predictions, errors = [], {}
+            if parts:
+                batch = Batch.join(parts)
+                columns, errors = answer(batch, request.systems)
+                predictions = predict_batch(columns, batch)
+            body = {"predictions": predictions, "missing": missing, "errors": errors}
+        # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again;
+        # allow_nan=False: a number JSON cannot carry is a bug to see, never a body to send
+        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
     @app.post("/reload", dependencies=[Depends(authorised)])
     def reload() -> dict[str, Any]:
         changes = models.refresh()
         cache.clear()
+        failing.clear()
         return {"changes": changes, "systems": {n: s.version for n, s in models.loaded.items()},
                 "errors": dict(models.errors)}
 

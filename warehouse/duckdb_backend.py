@@ -16,15 +16,21 @@ import duckdb
 import pandas as pd
 
 from contracts import TableSchema
-from warehouse.base import DateRange, Warehouse, WarehouseError, _empty, _typed, check_frame
+from warehouse.base import DateRange, Rebuild, Warehouse, WarehouseError, _empty, _typed, check_frame
 
 LOCK_WAIT_SECONDS = 120.0
+READ_WAIT_SECONDS = 2.0
 # DuckDB serialises writers of a file across processes with its file lock; inside one process two
 # threads' write transactions conflict instead, so they take turns on this lock (one per file).
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 _TYPES = {"INT64": "BIGINT", "FLOAT64": "DOUBLE", "STRING": "VARCHAR", "DATE": "DATE",
           "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ"}
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process holds the file's write lock past a reader's short wait: a temporary state,
+    which the worker answers with 503 rather than a stall or a 500."""
 
 
 def create_table_sql(schema: TableSchema) -> str:
@@ -43,22 +49,38 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection. DuckDB lets one process write a file at a time, so a process
-        that finds the file locked by another waits for it (up to ``LOCK_WAIT_SECONDS``)."""
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        that finds the file locked by another waits for it: a writer up to ``LOCK_WAIT_SECONDS``
+        (a backfill may queue behind another), a reader only ``READ_WAIT_SECONDS``, then
+        :class:`WarehouseBusy`, so a request that reads is answered in seconds, not minutes."""
+        deadline = time.monotonic() + (READ_WAIT_SECONDS if read_only else LOCK_WAIT_SECONDS)
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
                 break
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                # another process holds the file, or this process has it open in the other mode
-                busy = any(word in str(exc).lower() for word in ("lock", "different configuration"))
-                if not busy or time.monotonic() > deadline:
-                    raise WarehouseError(f"{self.url}: {exc}") from None
-                time.sleep(0.05)  # back off while the other process finishes its transaction
+            except duckdb.ConnectionException as exc:
+                if read_only and "different configuration" in str(exc):
+                    # this process is writing the file itself: a connection in the writer's mode
+                    # shares its database and reads the last commit at once, without waiting
+                    read_only = False
+                    continue
+                self._wait_or_raise(exc, deadline, read_only)
+            except duckdb.IOException as exc:  # another process holds the file's lock
+                self._wait_or_raise(exc, deadline, read_only)
         try:
             yield con
         finally:
             con.close()
+
+    def _wait_or_raise(self, exc: Exception, deadline: float, read_only: bool) -> None:
+        busy = any(word in str(exc).lower() for word in ("lock", "different configuration"))
+        if not busy:
+            raise WarehouseError(f"{self.url}: {exc}") from None
+        if time.monotonic() > deadline:
+            if read_only:
+                raise WarehouseBusy(f"the warehouse is busy: another process is writing it "
+                                    f"(waited {READ_WAIT_SECONDS:g} s); retry shortly") from None
+            raise WarehouseError(f"{self.url}: {exc}") from None
+        time.sleep(0.05)  # back off while the other process finishes its transaction
 
     def _exists(self, con: duckdb.DuckDBPyConnection, table: str) -> bool:
         return bool(con.execute(
@@ -87,9 +109,12 @@ class DuckDBWarehouse(Warehouse):
                                 params).df()
         return _typed(schema, frame)
 
-    def write(self, schema: TableSchema, frame: pd.DataFrame,
-              replace_range: DateRange | None = None) -> int:
+    def write(self, schema: TableSchema, frame: pd.DataFrame, rebuild: Rebuild | None = None) -> int:
         frame = check_frame(schema, frame)
+        keys = ", ".join(f'"{k}"' for k in schema.key)
+        superseded = f"({keys}) IN (SELECT ({keys}) FROM staged)"
+        if rebuild is not None:
+            superseded += " OR " + rebuild.condition(schema, "staged", lambda name: f'"{name}"')
         cols = ", ".join(f'"{c}"' for c in schema.column_names)
         with _WRITE_LOCKS_GUARD:
             lock = _WRITE_LOCKS.setdefault(self.path.resolve(), threading.Lock())
@@ -98,14 +123,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 con.execute(create_table_sql(schema))
                 con.register("staged", frame)
-                if replace_range is not None:
-                    con.execute(f'DELETE FROM "{schema.name}" WHERE "{schema.date_column}" '
-                                "BETWEEN $start AND $end",
-                                {"start": replace_range[0], "end": replace_range[1]})
-                else:
-                    keys = ", ".join(f'"{k}"' for k in schema.key)
-                    con.execute(f'DELETE FROM "{schema.name}" WHERE ({keys}) IN '
-                                f"(SELECT ({keys}) FROM staged)")
+                con.execute(f'DELETE FROM "{schema.name}" WHERE {superseded}')
                 con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')
                 con.execute("COMMIT")
             except Exception:
