@@ -176,7 +176,8 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
 # --- grading ------------------------------------------------------------------------------------
 def grade(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     """Grade every stored prediction of the recent days whose game has results (a rerun writes nothing)."""
-    grades = grade_days(warehouse, cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date - dt.timedelta(days=1))
+    grades = grade_days(warehouse, cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date - dt.timedelta(days=1),
+                        cfg.stamp())
     if grades.empty:
         report.add("grade", "no predictions with results to grade")
         return
@@ -200,6 +201,9 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
     if out is not None and len(out):
         warehouse.write(PLAYERS_OUT_SCHEMA, out[PLAYERS_OUT_SCHEMA.column_names])
     stored = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(cfg.date, cfg.date))
+    if stored[TARGET].notna().any():  # a rerun of an evening whose results are in: too late to predict
+        report.add("slate", f"{cfg.date} has results already: nothing to predict")
+        return
     if stored.empty:
         rows = build_slate(warehouse, slate_from_schedule(schedule), out, cfg.roster_games)
         rows = rows[rows["game_date"] == cfg.date]
@@ -209,7 +213,7 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
     else:
         report.add("slate", f"{len(schedule)} game(s), {len(stored)} players (built earlier)")
     if _already_predicted(cfg.date, worker_url, warehouse):
-        report.add("predict", f"{cfg.date}: every slate player already predicted by every served version")
+        report.add("predict", f"{cfg.date}: every slate player already predicted by every served system")
         return
     run = predict_date(cfg.date, worker_url, warehouse, source="daily", created_at=cfg.stamp())
     report.predicted = run.written
@@ -219,13 +223,14 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
 
 
 def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse) -> bool:
-    """Whether every feature row of ``day`` has a prediction from each version the worker serves
-    (a rerun then writes nothing; after a promotion the new version predicts the slate too)."""
+    """Whether every feature row of ``day`` already has a prediction from each system the worker
+    serves, so a rerun of the evening (or of a whole replay) writes nothing, even after a later
+    promotion."""
     served = httpx.get(f"{worker_url}/", timeout=30.0).json()["systems"]
     rows = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(day, day))
     done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
-    have = set(zip(done["player_id"], done["system"], done["model_version"], strict=True))
-    return bool(served) and all((p, s, str(v["version"])) in have for p in rows["player_id"] for s, v in served.items())
+    have = set(zip(done["player_id"], done["system"], strict=True))
+    return bool(served) and all((p, s) in have for p in rows["player_id"] for s in served)
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -245,12 +250,13 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     recorded = warehouse.read(MONITORING_SCHEMA, date_range=window)
     recorded = set(recorded.loc[recorded["system"] != DATA_SYSTEM, "game_date"])
     days = sorted(graded - recorded)
-    rows = [record_model_metrics(warehouse, day) for day in days]
+    rows = [record_model_metrics(warehouse, day, cfg.stamp()) for day in days]
     for day, day_rows in zip(days, rows, strict=True):
         report.add("monitor", _monitor_line(day, day_rows))
     schedule = warehouse.read(SCHEDULE_SCHEMA)
     season_start = min(schedule.loc[schedule["season"] == season_of(cfg.date), "game_date"], default=cfg.date)
-    data_rows = record_data_metrics(warehouse, cfg.date, _drift_reference(warehouse.url, season_start))
+    data_rows = record_data_metrics(warehouse, cfg.date, _drift_reference(warehouse.url, season_start),
+                                    now=cfg.stamp())
     psi = data_rows.loc[data_rows["metric"] == "psi_max", "value"]
     report.add("drift", f"max PSI {psi.iloc[0]:.2f} over the last week's feature rows" if len(psi) else "no rows")
     log_days(warehouse, min([*days, cfg.date]), cfg.date)
@@ -259,7 +265,7 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     test_mae = {(s, v): mae for s, v in metrics.loc[metrics["system"] != DATA_SYSTEM, ["system", "model_version"]]
                 .drop_duplicates().itertuples(index=False)
                 if (mae := registered_test_mae(client, s, v)) is not None}
-    outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url)
+    outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url, cfg.stamp())
     report.alerts = [a.line() for a in outcome.alerts]
     report.add("alerts", "none" if not outcome.alerts else "; ".join(report.alerts)
                + (f" ({outcome.notified} sent to the webhook)" if outcome.notified else "")
@@ -274,15 +280,15 @@ def _monitor_line(day: dt.date, rows: pd.DataFrame) -> str:
 
 # --- the job ------------------------------------------------------------------------------------
 def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, report: DayReport) -> None:
-    """Retrain when the newest registered models are more than ``retrain_every`` days old; the worker
-    reloads at once when a challenger was promoted."""
-    from live.retrain import last_trained_through, retrain
+    """Retrain when the last retrain is ``retrain_every`` days old or more; the worker reloads at once
+    when a challenger was promoted."""
+    from live.retrain import last_retrain, retrain
 
     if cfg.retrain_every <= 0:
         return
-    through = last_trained_through()
-    if through is not None and (cfg.date - through).days <= cfg.retrain_every:
-        report.add("retrain", f"not due: models trained through {through}")
+    last = last_retrain()
+    if last is not None and (cfg.date - last).days < cfg.retrain_every:
+        report.add("retrain", f"not due: last retrain {last}")
         return
     result = retrain(cfg.date, gate_days=cfg.gate_days, warehouse=warehouse, train_start=cfg.train_start)
     if result.promoted:

@@ -26,7 +26,15 @@ import pandas as pd
 from tqdm import tqdm
 
 import settings
-from contracts import BOX_SCORES_SCHEMA, PREDICTION_GRADES_SCHEMA, PREDICTIONS_SCHEMA, PROP_LINES_SCHEMA, TARGET
+from contracts import (
+    BOX_SCORES_SCHEMA,
+    GRADED,
+    PREDICTION_GRADES_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    PROP_LINES_SCHEMA,
+    TARGET,
+    VOID,
+)
 from features.build import build_features
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 from live.daily import DailyConfig, DayReport, run_daily
@@ -67,7 +75,7 @@ class ReplayReport:
 
     def render(self) -> str:
         keys = ("live_mae", "within_3_pct", "graded", "void", "hit_rate", "calls", "brier", "known_lineup_mae",
-                "gap")
+                "gap", "backtest_mae")
         rows = [f"replay {self.start} .. {self.end}: {self.played} player-games played, "
                 f"{self.coverage:.1%} of them on a slate",
                 "| system | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
@@ -156,8 +164,9 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
 # --- the figures a user gets --------------------------------------------------------------------
 def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
     """Live figures per system over the graded predictions of the range, the slate coverage of the
-    games actually played, and the same models' error with the lineups known (the walk-forward
-    backtest of the same range)."""
+    games actually played, and the same models run on the feature rows built from each day's box
+    score: on the same player-games (``known_lineup_mae``: the cost of guessing who plays) and on
+    every played player-game (``backtest_mae``: the walk-forward backtest of the range)."""
     window = (report.start, report.end)
     grades = warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=window)
     predictions = warehouse.read(PREDICTIONS_SCHEMA, date_range=window)
@@ -166,43 +175,53 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
     played = store[store[TARGET].notna()]
     report.played = len(box)
     slate_keys = set(zip(predictions["game_id"], predictions["player_id"], strict=True))
-    report.coverage = float(np.mean([k in slate_keys for k in zip(box["game_id"], box["player_id"], strict=True)])) \
-        if len(box) else float("nan")
-    known = known_lineup_errors(grades, played)
+    on_slate = [k in slate_keys for k in zip(box["game_id"], box["player_id"], strict=True)]
+    report.coverage = float(np.mean(on_slate)) if len(box) else float("nan")
+    known = known_lineup_errors(predictions, grades, played)
     for system, mine in grades.groupby("system"):
-        graded = mine[mine["outcome"] == "graded"]
+        graded = mine[mine["outcome"] == GRADED]
         calls = graded[graded["ou_result"].isin(["win", "loss"])]
         priced = graded[graded["p_over"].notna() & (graded["ou_result"] != "push")]
         over = (priced["actual_points"] > priced["line"]).astype(float)
         values = {
             "live_mae": float(graded["abs_error"].mean()),
             "within_3_pct": float((graded["abs_error"] <= 3).mean() * 100),
-            "graded": float(len(graded)), "void": float((mine["outcome"] == "void").sum()),
-            "hit_rate": float((calls["ou_result"] == "win").mean()) if len(calls) else float("nan"),
+            "graded": float(len(graded)), "void": float((mine["outcome"] == VOID).sum()),
+            "hit_rate": float((calls["ou_result"] == "win").mean() * 100) if len(calls) else float("nan"),
             "calls": float(len(calls)),
             "brier": float(((priced["p_over"] - over) ** 2).mean()) if len(priced) else float("nan"),
+            **known.get(str(system), {}),
         }
-        if system in known:
-            values["known_lineup_mae"] = known[system]
-            values["gap"] = values["live_mae"] - known[system]
+        if "known_lineup_mae" in values:
+            values["gap"] = values["live_mae"] - values["known_lineup_mae"]
         report.systems[str(system)] = values
 
 
-def known_lineup_errors(grades: pd.DataFrame, played: pd.DataFrame) -> dict[str, float]:
-    """Each graded prediction's model run again on the feature row built from the day's box score (who
-    actually played): MAE per system over the same player-games."""
+def known_lineup_errors(predictions: pd.DataFrame, grades: pd.DataFrame,
+                        played: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each day's production version of each system (the one that predicted its slate) run on that
+    day's played feature rows: MAE on the graded player-games and on all of them."""
     import mlflow
 
-    graded = grades[grades["outcome"] == "graded"]
-    rows = played.set_index(["game_id", "player_id"])
-    out: dict[str, list[np.ndarray]] = {}
-    for (system, version), mine in graded.groupby(["system", "model_version"]):
-        keys = list(zip(mine["game_id"], mine["player_id"], strict=True))
-        x = rows.loc[keys, list(FEATURE_NAMES)].astype(float)
+    graded = set(zip(grades.loc[grades["outcome"] == GRADED, "game_id"],
+                     grades.loc[grades["outcome"] == GRADED, "player_id"], strict=True))
+    served = predictions.drop_duplicates(["game_date", "system"])[["game_date", "system", "model_version"]]
+    errors: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for (system, version), days in served.groupby(["system", "model_version"]):
+        rows = played[played["game_date"].isin(set(days["game_date"]))]
+        if rows.empty:
+            continue
         model = mlflow.pyfunc.load_model(f"models:/{system}/{version}")
-        predicted = np.asarray(model.predict(x.reset_index(drop=True)), dtype=float)
-        out.setdefault(str(system), []).append(np.abs(mine["actual_points"].to_numpy(float) - predicted))
-    return {s: float(np.concatenate(e).mean()) for s, e in out.items()}
+        predicted = np.asarray(model.predict(rows[list(FEATURE_NAMES)].astype(float).reset_index(drop=True)), float)
+        error = np.abs(rows[TARGET].to_numpy(float) - predicted)
+        was_graded = np.array([k in graded for k in zip(rows["game_id"], rows["player_id"], strict=True)])
+        errors.setdefault(str(system), []).append((error, was_graded))
+    out = {}
+    for system, parts in errors.items():
+        error, was_graded = np.concatenate([e for e, _ in parts]), np.concatenate([g for _, g in parts])
+        out[system] = {"known_lineup_mae": float(error[was_graded].mean()), "backtest_mae": float(error.mean()),
+                       "backtest_n": float(len(error))}
+    return out
 
 
 def write_result(report: ReplayReport, path: Path) -> None:

@@ -22,6 +22,7 @@ from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
 
 GATE_DAYS = 14
+RETRAINED_AS_OF = "retrained_as_of"
 
 
 @dataclass
@@ -38,24 +39,29 @@ class RetrainResult:
     def render(self) -> str:
         parts = [f"{s} v{self.versions[s]} {'promoted' if s in self.promoted else 'kept v' + str(d.event.from_version)}"
                  for s, d in self.decisions.items()]
-        return f"trained through {self.as_of - dt.timedelta(days=1)}: " + ", ".join(parts)
+        return f"retrained as of {self.as_of}: " + ", ".join(parts)
 
 
-def last_trained_through() -> dt.date | None:
-    """The last game date the newest registered models were trained on (None before any training)."""
+def last_retrain() -> dt.date | None:
+    """The day of the newest retrain (the ``retrained_as_of`` tag of the newest registered versions);
+    a version trained by hand counts from the day after its data ends. None before any training."""
     client = registry_client()
-    ends = []
+    days = []
     for system in SYSTEMS:
         try:
             versions = client.search_model_versions(f"name = '{system}'", order_by=["version_number DESC"],
                                                     max_results=1)
         except MlflowException:
             continue
-        if versions and versions[0].run_id:
+        if not versions:
+            continue
+        if RETRAINED_AS_OF in versions[0].tags:
+            days.append(dt.date.fromisoformat(versions[0].tags[RETRAINED_AS_OF]))
+        elif versions[0].run_id:
             data_range = client.get_run(versions[0].run_id).data.tags.get("data_range", "")
             if ".." in data_range:
-                ends.append(dt.date.fromisoformat(data_range.split("..")[1]))
-    return max(ends) if ends else None
+                days.append(dt.date.fromisoformat(data_range.split("..")[1]) + dt.timedelta(days=1))
+    return max(days) if days else None
 
 
 def retrain(as_of: dt.date, gate_days: int = GATE_DAYS, warehouse: Warehouse | None = None,
@@ -75,6 +81,9 @@ def retrain(as_of: dt.date, gate_days: int = GATE_DAYS, warehouse: Warehouse | N
     results = train_for_retrain(end_date=days[-1], test_start=days[-gate_days], warehouse=warehouse,
                                 experiment=experiment, start_date=train_start)
     outcome = RetrainResult(as_of, {s: r.version for s, r in results.items()})
+    client = registry_client()
+    for system, result in results.items():
+        client.set_model_version_tag(system, result.version, RETRAINED_AS_OF, str(as_of))
     for system in results:  # the training order: baseline, members, ensemble
         outcome.decisions[system] = promote(system, results[system].version, warehouse=warehouse,
                                             reason=f"scheduled retrain as of {as_of}")

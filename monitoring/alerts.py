@@ -194,7 +194,7 @@ def post_webhook(alerts: list[Alert], url: str, timeout: float = WEBHOOK_TIMEOUT
 
 def raise_alerts(warehouse: Warehouse, day: dt.date, metrics: pd.DataFrame,
                  test_mae: Mapping[tuple[str, str], float], limits: Thresholds | None = None,
-                 webhook_url: str | None = None) -> AlertOutcome:
+                 webhook_url: str | None = None, now: pd.Timestamp | None = None) -> AlertOutcome:
     """Judge the just-recorded ``metrics`` and the schedule, store the alerts of ``day`` by key and
     POST those no earlier run of the day stored; the caller exits non-zero when any fired."""
     if webhook_url:
@@ -206,6 +206,6 @@ def raise_alerts(warehouse: Warehouse, day: dt.date, metrics: pd.DataFrame,
     stored = warehouse.read(ALERTS_SCHEMA, date_range=(day, day))
     known = set(zip(stored["rule"], stored["system"], strict=True))
     fresh = [a for a in alerts if (a.rule, a.system) not in known]
-    write_changed(warehouse, ALERTS_SCHEMA, alert_rows(alerts), stamp="created_at")
+    write_changed(warehouse, ALERTS_SCHEMA, alert_rows(alerts, now), stamp="created_at")
     error = post_webhook(fresh, webhook_url) if webhook_url and fresh else None
     return AlertOutcome(alerts, len(fresh) if webhook_url and not error else 0, error)

@@ -77,12 +77,12 @@ def games_with_results(box_scores: pd.DataFrame, checks: pd.DataFrame) -> set[st
     return set(box_scores.loc[~box_scores["game_date"].isin(held), "game_id"])
 
 
-def grade_days(warehouse: Warehouse, start: dt.date, end: dt.date) -> pd.DataFrame:
+def grade_days(warehouse: Warehouse, start: dt.date, end: dt.date, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Grade every stored prediction of ``start`` … ``end`` whose game has results and store the
-    grades by key (a rerun writes nothing new); returns the grades."""
+    grades by key (a rerun writes nothing new); returns the grades. ``now`` is the caller's clock."""
     predictions = warehouse.read(PREDICTIONS_SCHEMA, date_range=(start, end))
     box_scores = warehouse.read(BOX_SCORES_SCHEMA, date_range=(start, end))
     checks = warehouse.read(DATA_CHECKS_SCHEMA, date_range=(start, end))
-    grades = grade(predictions, box_scores, games_with_results(box_scores, checks))
+    grades = grade(predictions, box_scores, games_with_results(box_scores, checks), now)
     write_changed(warehouse, PREDICTION_GRADES_SCHEMA, grades, stamp="graded_at")
     return grades

@@ -199,11 +199,11 @@ def worst_feature(metrics: pd.DataFrame) -> str | None:
     return None if by_feature.empty else by_feature.loc[by_feature["value"].idxmax(), "metric"].removeprefix("psi.")
 
 
-def record_model_metrics(warehouse: Warehouse, day: dt.date) -> pd.DataFrame:
+def record_model_metrics(warehouse: Warehouse, day: dt.date, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Compute and store the model metrics of ``day`` from the stored grades; returns them."""
     longest = max(PERIODS.values())
     grades = warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=(day - dt.timedelta(days=longest - 1), day))
-    rows = model_metrics(grades, day)
+    rows = model_metrics(grades, day, now)
     write_changed(warehouse, MONITORING_SCHEMA, rows, stamp="created_at")
     return rows
 
@@ -215,11 +215,11 @@ def latest_results_date(warehouse: Warehouse, day: dt.date) -> dt.date | None:
 
 
 def record_data_metrics(warehouse: Warehouse, day: dt.date, reference: DriftReference,
-                        features: pd.DataFrame | None = None) -> pd.DataFrame:
+                        features: pd.DataFrame | None = None, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """Compute and store the data metrics of ``day``; ``features`` defaults to the feature store's
     rows of the drift window (slates included once stored); returns the rows."""
     if features is None:
         features = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(day - dt.timedelta(days=DRIFT_DAYS - 1), day))
-    rows = data_metrics(day, features, reference, latest_results_date(warehouse, day))
+    rows = data_metrics(day, features, reference, latest_results_date(warehouse, day), now)
     write_changed(warehouse, MONITORING_SCHEMA, rows, stamp="created_at")
     return rows

@@ -35,7 +35,7 @@ from contracts import (
 from features.slate import season_of
 from monitoring import plots
 from registry.promotion import registry_client
-from training.train import experiment_id_for
+from registry.tracking import experiment_id_for
 from warehouse import Warehouse
 
 SEASON_TAG = "monitoring_season"

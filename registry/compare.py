@@ -3,7 +3,6 @@ that produced it, which version is in production, and how often the two tree mod
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import mlflow
@@ -21,6 +20,7 @@ from registry.promotion import (
     registry_client,
     resolve_version,
 )
+from registry.tracking import adopt_entry_run, experiment_id_for
 from warehouse import Warehouse, connect
 
 DISAGREE_POINTS = 3.0
@@ -34,6 +34,8 @@ class Comparison:
     disagreement: dict[str, float]
 
     def markdown(self) -> str:
+        if self.table.empty:
+            return f"No registered version of any system ({', '.join(SYSTEMS)}) yet: run train first.\n"
         header = "| " + " | ".join(self.table.columns) + " |"
         rule = "|" + "---|" * len(self.table.columns)
         body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.table.itertuples(index=False)]
@@ -95,17 +97,21 @@ def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]
 
 
 def compare(warehouse: Warehouse | None = None, experiment_name: str = DEFAULT_EXPERIMENT) -> Comparison:
-    """Build the comparison and log it (Markdown and HTML) to a ``compare`` run of the experiment."""
+    """Build the comparison and log it (Markdown and HTML) to a ``compare`` run of the experiment; with
+    no registered version there is nothing to compare, so nothing is logged (not even an experiment)."""
     client = registry_client()
-    result = Comparison(versions_table(client), disagreement(client, warehouse or connect()))
-    experiment = client.get_experiment_by_name(experiment_name)
-    # under `mlflow run` the entry point's run (MLFLOW_RUN_ID) receives the artifacts
-    resume = bool(os.environ.get("MLFLOW_RUN_ID"))
-    with mlflow.start_run(run_name=None if resume else "compare",
-                          experiment_id=None if resume or experiment is None else experiment.experiment_id):
+    table = versions_table(client)
+    if table.empty:
+        return Comparison(table, {})
+    result = Comparison(table, disagreement(client, warehouse or connect()))
+    experiment_id = experiment_id_for(experiment_name)
+    entry_run = adopt_entry_run("compare", experiment_id)
+    with mlflow.start_run(run_name="compare", experiment_id=experiment_id) as run:
         mlflow.set_tag("kind", "compare")
         mlflow.log_text(result.markdown(), "comparison.md")
         mlflow.log_text(result.html(), "comparison.html")
         if result.disagreement:
             mlflow.log_metric("xgb_catboost_disagree_pct", result.disagreement["disagree_pct"])
+    if entry_run:
+        client.set_tag(entry_run, "compare_run", run.info.run_id)
     return result

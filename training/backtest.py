@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
@@ -24,10 +25,11 @@ from features.definitions import FEATURE_NAMES
 from registry import systems
 from registry.points_model import Bundle, residual_quantiles
 from registry.predictions import prediction_rows
+from registry.tracking import adopt_entry_run, experiment_id_for
 from training.metrics import line_metrics, mae, within_pct
 from training.spec import ConfigError, RunSpec, SystemSpec
 from training.splits import time_splits
-from training.train import SPEC_ARTIFACT, detach_entry_run, ensure_store, experiment_id_for
+from training.train import SPEC_ARTIFACT, ensure_store
 from warehouse import Warehouse, connect
 
 
@@ -76,10 +78,49 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: 
     return splits.test, out
 
 
+def window_metrics(games: pd.DataFrame) -> dict[str, float]:
+    """The training runs' test keys over some backtest predictions joined to their games."""
+    return {"test_mae": mae(games["points"], games["predicted_points"]),
+            "test_within_3_pct": within_pct(games["points"], games["predicted_points"]),
+            "n_test": float(len(games)), **line_metrics(games, games["predicted_points"].to_numpy())}
+
+
+def _epoch_ms(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+
+def _log_system_run(system: str, joined: pd.DataFrame, months: list[tuple[int, dt.date]], end: dt.date,
+                    params: dict, experiment_id: str, parent_id: str) -> dict[str, float]:
+    """One child run of the backtest per system, with the training runs' metric keys so the two line
+    up in the runs table: step ``i`` is the ``i``-th month of the window (timestamp its first day), and
+    the whole window is logged last, at the step after the last month, so it is the value shown."""
+    mine = joined[joined["system"] == system]
+    client = MlflowClient()
+    with mlflow.start_run(run_name=f"{system} backtest", experiment_id=experiment_id, nested=True,
+                          parent_run_id=parent_id) as run:
+        mlflow.set_tags({"system": system, "kind": "backtest",
+                         "mlflow.note.content": "Steps are the months of the window; the last step is the "
+                                                "whole window, the value the runs table shows."})
+        if params:
+            mlflow.log_params(params)
+        for step, first in months:
+            month = mine[mine["model_version"] == _fold_version(first)]
+            client.log_batch(run.info.run_id, [Metric(k, v, _epoch_ms(first), step)
+                                               for k, v in window_metrics(month).items()])
+        whole = window_metrics(mine)
+        client.log_batch(run.info.run_id, [Metric(k, v, _epoch_ms(end), len(months)) for k, v in whole.items()])
+    return whole
+
+
+def _fold_version(first: dt.date) -> str:
+    """``model_version`` of a fold's predictions: the month it was refitted for."""
+    return f"backtest-{first:%Y-%m}"
+
+
 def backtest(spec: RunSpec, warehouse: Warehouse | None = None, *, experiment_name: str = DEFAULT_EXPERIMENT,
              progress: bool = True) -> BacktestResult:
     """Walk through the spec's backtest window (``spec.override(backtest_start=..., backtest_end=...)``
-    for another) with every system of the spec."""
+    for another) with every system of the spec: a parent run for the window, a child run per system."""
     start, end = spec.backtest_start, spec.backtest_end
     warehouse = warehouse or connect()
     store = ensure_store(warehouse, progress)
@@ -88,40 +129,34 @@ def backtest(spec: RunSpec, warehouse: Warehouse | None = None, *, experiment_na
         raise ConfigError(f"no played games in the feature store between {start} and {end}")
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
-    entry_run = detach_entry_run()
+    entry_run = adopt_entry_run("backtest", experiment_id)
     params = {s: fixed_params(s, settings_) for s, settings_ in spec.systems.items()}
 
     with mlflow.start_run(run_name=f"backtest {start}..{end}", experiment_id=experiment_id) as run:
         mlflow.set_tags({"kind": "backtest", "window": f"{start}..{end}", "retrain": "monthly"})
         mlflow.log_params({"start_date": start, "end_date": end, "systems": ",".join(spec.systems),
-                           **spec.log_params(), **{f"{s}.{k}": v for s, p in params.items() for k, v in p.items()}})
+                           **spec.log_params()})
         mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
         source = f"backtest:{run.info.run_id}"
-        rows = []
-        for first, last in tqdm(month_chunks(start, end), desc="backtest", unit="month", disable=not progress):
+        rows, months = [], []
+        chunks = month_chunks(start, end)
+        for step, (first, last) in enumerate(tqdm(chunks, desc="backtest", unit="month", disable=not progress)):
             games = window[(window["game_date"] >= first) & (window["game_date"] <= last)]
             if games.empty:
                 continue
+            months.append((step, first))
             fold_games, folds = _fold_predictions(store, first, last, spec, params)
             for system, (predicted, quantiles) in folds.items():
                 bundle = Bundle({"residual_quantiles": quantiles}, None, {})
                 p_over = bundle.p_over(predicted, fold_games["vegas_points_line"].to_numpy(float))
-                rows.append(prediction_rows(fold_games, system, f"backtest-{first:%Y-%m}", predicted, p_over,
-                                            source))
+                rows.append(prediction_rows(fold_games, system, _fold_version(first), predicted, p_over, source))
         predictions = pd.concat(rows, ignore_index=True)
         warehouse.write(PREDICTIONS_SCHEMA, predictions)
 
         joined = predictions.merge(window[["game_id", "player_id", "points", "vegas_points_line"]],
                                    on=["game_id", "player_id"])
-        metrics: dict[str, dict[str, float]] = {}
-        for system in spec.systems:
-            mine = joined[joined["system"] == system]
-            values = {"test_mae": mae(mine["points"], mine["predicted_points"]),
-                      "test_within_3_pct": within_pct(mine["points"], mine["predicted_points"]),
-                      "n_test": float(len(mine)),
-                      **line_metrics(mine, mine["predicted_points"].to_numpy())}
-            metrics[system] = values
-            mlflow.log_metrics({f"{system}.{k}": v for k, v in values.items()})
+        metrics = {system: _log_system_run(system, joined, months, end, params[system], experiment_id,
+                                           run.info.run_id) for system in spec.systems}
         mlflow.log_text(pd.DataFrame(metrics).T.round(3).to_string(), "backtest_metrics.txt")
     if entry_run:
         MlflowClient().set_tag(entry_run, "backtest_run", run.info.run_id)

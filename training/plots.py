@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: training runs on servers with no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 SAMPLE = 5000
@@ -60,3 +65,30 @@ def calibration(actual: np.ndarray, predicted: np.ndarray, title: str, bins: int
     ax.set(xlabel="mean predicted points", ylabel="mean actual points", title=title)
     fig.tight_layout()
     return fig
+
+
+def _optuna_figure(draw: Callable[[optuna.Study], Axes], study: optuna.Study, title: str) -> Figure:
+    with warnings.catch_warnings():  # optuna.visualization.matplotlib is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = draw(study)
+    ax.set_title(title)
+    ax.figure.set_size_inches(8, 5)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def optuna_history(study: optuna.Study, title: str) -> Figure:
+    """Each trial's validation MAE and the best so far: whether more trials would still help."""
+    return _optuna_figure(optuna.visualization.matplotlib.plot_optimization_history, study, title)
+
+
+IMPORTANCE_MIN_TRIALS = 2
+
+
+def param_importances(study: optuna.Study, title: str) -> Figure | None:
+    """How much each searched parameter explains the trials' scores (fANOVA); None below
+    ``IMPORTANCE_MIN_TRIALS`` complete trials, where there is no variation to explain."""
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < IMPORTANCE_MIN_TRIALS:
+        return None
+    return _optuna_figure(optuna.visualization.matplotlib.plot_param_importances, study, title)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
+import optuna
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -30,6 +30,7 @@ from features.backfill import backfill, read_store
 from features.definitions import FEATURE_NAMES
 from registry import systems
 from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths, residual_quantiles
+from registry.tracking import adopt_entry_run, experiment_id_for, runs_page
 from training import plots
 from training.lineage import log_split
 from training.metrics import contract_metrics
@@ -68,14 +69,6 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def experiment_id_for(name: str) -> str:
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    local = mlflow.get_tracking_uri().startswith(("sqlite:", "file:", "/"))
-    return mlflow.create_experiment(name, artifact_location=settings.artifact_root() if local else None)
-
-
 def _requirements() -> list[str]:
     packages = ("mlflow", "xgboost", "catboost", "pandas", "numpy", "scikit-learn")
     return [f"{p}=={metadata.version(p)}" for p in packages]
@@ -84,6 +77,17 @@ def _requirements() -> list[str]:
 def _log_figure(fig: plt.Figure, name: str) -> None:
     mlflow.log_figure(fig, f"plots/{name}.png")
     plt.close(fig)
+
+
+def _log_study_plots(study: optuna.Study, system: str) -> None:
+    _log_figure(plots.optuna_history(study, f"{system}: Optuna trials"), "optuna_history")
+    importances = plots.param_importances(study, f"{system}: parameter importance")
+    if importances is None:
+        complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        mlflow.log_text(f"Parameter importance needs {plots.IMPORTANCE_MIN_TRIALS} complete trials; "
+                        f"the study has {complete}.\n", "plots/optuna_param_importances.txt")
+    else:
+        _log_figure(importances, "optuna_param_importances")
 
 
 def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResult], tuning: Tuning,
@@ -101,6 +105,7 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
         mlflow.log_params({"optuna_study": study_name, "best_trial": study.best_trial.number})
         mlflow.log_metrics({"trials_complete": states.get("COMPLETE", 0), "trials_pruned": states.get("PRUNED", 0),
                             "best_trial_val_mae": study.best_value})
+        _log_study_plots(study, system)
         params.update(study.best_params)
     if params:
         mlflow.log_params(params)
@@ -164,13 +169,6 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         return SystemResult(system, run.info.run_id, version, metrics, preds, bundle)
 
 
-def detach_entry_run() -> str | None:
-    """Under ``mlflow run`` the entry point's own run is active through ``MLFLOW_RUN_ID`` and holds
-    the project parameters as MLflow wrote them. Runs of this job's own go to the experiment named
-    by the user instead, so the id is taken out of the environment and returned for a summary."""
-    return os.environ.pop("MLFLOW_RUN_ID", None)
-
-
 def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
     """The feature store, built first from the shipped data when it is empty."""
     store = read_store(warehouse)
@@ -203,7 +201,7 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
                          spec.val_fraction)
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
-    entry_run = detach_entry_run()
+    entry_run = adopt_entry_run("train", experiment_id)
     results: dict[str, SystemResult] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
         for system in spec.systems:  # the table's order: members before the ensemble
@@ -217,6 +215,7 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
         client.log_dict(entry_run, spec.raw, SPEC_ARTIFACT)
         client.set_tag(entry_run, "system_runs", json.dumps({s: r.run_id for s, r in results.items()}))
     print(table)
+    print(f"runs in the MLflow UI: {runs_page(experiment_id)}")
     return results
 
 

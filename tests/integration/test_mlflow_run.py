@@ -43,4 +43,9 @@ def test_train_then_backtest_through_mlflow_run(small_store: str, tmp_path: Path
     stored = connect(env["WAREHOUSE_URL"]).read(PREDICTIONS_SCHEMA, date_range=(dt.date(2025, 1, 1),
                                                                                 dt.date(2025, 1, 13)))
     assert set(stored.source) == {f"backtest:{backtest_run}"} and len(stored) > 1000
-    assert "moving_average.test_line_mae" in client.get_run(backtest_run).data.metrics
+    children = client.search_runs([client.get_run(backtest_run).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{backtest_run}'")
+    assert [c.data.tags["system"] for c in children] == ["moving_average"]
+    assert "test_line_mae" in children[0].data.metrics
+    entry_runs = client.search_runs([client.get_experiment_by_name("entry-points").experiment_id])
+    assert sorted(r.info.run_name for r in entry_runs) == ["mlflow run -e backtest", "mlflow run -e train"]
