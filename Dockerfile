@@ -15,6 +15,10 @@ COPY features/ features/
 COPY training/ training/
 COPY registry/ registry/
 COPY serving/ serving/
+COPY sources/ sources/
+COPY monitoring/ monitoring/
+COPY live/ live/
+COPY experiments/ experiments/
 RUN pip install -c constraints.txt . && useradd --create-home --uid 10001 app
 USER app
 

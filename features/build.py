@@ -215,8 +215,8 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
                    slate: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
 
-    ``slate`` holds games not yet played (the ``box_scores`` key columns, no stats); their rows get
-    the same features and a null target.
+    ``slate`` holds games not yet played (the ``box_scores`` key columns, no stats, optionally
+    ``expected``); their rows get the same features and a null target.
     """
     games = box_scores.copy()
     if slate is not None and len(slate):
@@ -238,7 +238,10 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         "defensive_rating_last_10": "opponent_team_defensive_rating"})
     games = games.merge(opp, on=["game_id", "opponent"], how="left")
     games = games.merge(league, on="game_date", how="left")
-    games = games.merge(lineup_absences(games), on=["team", "game_id"], how="left")
+    # a slate may list players it predicts without expecting them to play (``expected`` False: not in
+    # the team's last game); the lineup features count only those expected, as a box score would
+    listed = games[games["expected"].fillna(True).astype(bool)] if "expected" in games else games
+    games = games.merge(lineup_absences(listed), on=["team", "game_id"], how="left")
 
     f = games
     player = _group_starts(f[["player_id"]])

@@ -7,6 +7,9 @@ score, so lineup features mean the same at serving time as in training. The dail
 built from the schedule, take the players of the team's last ``SCHEDULE_ROSTER_GAMES`` games less
 those an injury report rules out: the last game alone misses 14% of the player-games later played
 (measured over 2024-10-22 .. 2025-01-13), five games miss 4% at the cost of more void predictions.
+The lineup features still take as playing only the last game's players (or, with a report, everyone
+it does not rule out), so a player back from injury is predicted without his teammates' features
+assuming he plays.
 A game listed from one side only gets its other side added, since opponent features need both
 teams' rows.
 """
@@ -14,6 +17,8 @@ teams' rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,6 +30,33 @@ from warehouse.ingest import InputError
 ROSTER_GAMES = 1
 SCHEDULE_ROSTER_GAMES = 5
 SLATE_COLUMNS = ("game_date", "team", "opponent", "is_home")
+
+
+def read_slate_csv(path: str | Path) -> pd.DataFrame:
+    """A slate CSV (``game_date,team,opponent,is_home[,players]``, players as ``id;id;...``, empty for
+    the team's recent roster) as a slate frame; a file that cannot be read names itself and the cause."""
+    try:
+        slate = pd.read_csv(path, dtype={"players": str})
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"slate {str(path)!r} cannot be read: {exc}") from None
+    if "players" in slate:
+        slate["players"] = [_player_ids(path, row, value) for row, value in enumerate(slate["players"], start=2)]
+    return slate
+
+
+def _player_ids(path: str | Path, row: int, value: object) -> list[int] | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return [int(p) for p in value.split(";")]
+    except ValueError:
+        raise InputError(f"slate {str(path)!r} row {row}: players is {value[:60]!r}, expected player ids "
+                         "separated by ';'") from None
+
+
+def slate_frame(game_date: dt.date, games: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """Games of one date, each a mapping of ``team, opponent, is_home[, players]``, as a slate frame."""
+    return pd.DataFrame([{**game, "game_date": game_date} for game in games])
 
 
 def recent_roster(history: pd.DataFrame, team: str, before: dt.date, games: int = ROSTER_GAMES,
@@ -88,7 +120,12 @@ def slate_rows(history: pd.DataFrame, slate: pd.DataFrame, players_out: pd.DataF
         game_id = getattr(game, "game_id", None) or f"{date:%Y%m%d}{away}{home}"
         players = getattr(game, "players", None)
         if players is None or (not isinstance(players, list) and pd.isna(players)):
-            roster = recent_roster(history, game.team, date, roster_games, ruled_out.get(date, frozenset()))
+            out = ruled_out.get(date, frozenset())
+            roster = recent_roster(history, game.team, date, roster_games, out)
+            # all of them are predicted; the lineup features take as playing only those of the last
+            # game (with an injury report, everyone it does not rule out)
+            playing = roster if players_out is not None else recent_roster(history, game.team, date)
+            roster = roster.assign(expected=roster["player_id"].isin(playing["player_id"]))
         else:
             names = history.drop_duplicates("player_id", keep="last").set_index("player_id")["player_name"]
             unknown = [p for p in players if p not in names.index]

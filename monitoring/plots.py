@@ -28,7 +28,8 @@ def rolling_mae(series: pd.DataFrame) -> Figure:
                 ax.plot(pd.to_datetime(line["game_date"]), line["value"], style, color=color,
                         label=f"{system} {period}")
     ax.set(xlabel="game date", ylabel="MAE (points)", title="Rolling MAE of graded predictions")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing graded yet on the season's first days
+        ax.legend(fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -55,6 +56,7 @@ def reliability(grades: pd.DataFrame) -> Figure:
     ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted p_over", ylabel="observed frequency of the over",
            title="p_over reliability, season to date")
-    ax.legend(fontsize=8)
+    if len(table):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
