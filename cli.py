@@ -1,19 +1,57 @@
 """The command line: one sub-command per MLproject entry point, with the same option names.
 
-Each sub-command parses its options, calls one typed function, and prints the result. Errors a
-user can act on (bad dates, a malformed file, an unknown system) end the command with one sentence
-on stderr and exit status 2, never a stack trace.
+Each sub-command parses its options, calls one typed function, and prints the result (tables,
+summaries) on stdout; progress bars and the platform's log go to stderr, at the level ``-v`` or ``-q``
+picks. Errors a user can act on (bad dates, a malformed file, an unknown system) end the command with
+one sentence on stderr and exit status 2, never a stack trace. Only the standard library, settings and
+contracts are imported before the arguments are parsed, so ``--help`` answers at once; each sub-command
+imports what it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 import settings
-from contracts import DEFAULT_EXPERIMENT
+from contracts import DEFAULT_EXPERIMENT, SYSTEMS
+
+# the platform's own loggers (its top-level packages); third-party ones stay at WARNING unless -v
+PLATFORM_LOGGERS = ("features", "live", "monitoring", "registry", "serving", "sources", "training", "warehouse")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" where the help does not already say it in words; an empty default is
+    MLproject's "not given", which the help explains instead."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, "", False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser, sub-commands included, shows defaults and takes -v/-q (before or after the sub-command)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        verbosity = self.add_mutually_exclusive_group()
+        verbosity.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG,
+                               default=argparse.SUPPRESS, help="log debug detail too (default: info and progress bars)")
+        verbosity.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING,
+                               default=argparse.SUPPRESS, help="only warnings and errors, no progress bars")
+
+
+def configure_logging(level: int) -> None:
+    """Once per command: the platform's loggers at ``level``, everyone else's at WARNING (DEBUG: INFO)."""
+    logging.basicConfig(level=logging.INFO if level == logging.DEBUG else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in PLATFORM_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 class UsageError(ValueError):
@@ -39,7 +77,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         connect(), args.box_scores or settings.BOX_SCORES_DEFAULT,
         None if args.lines == "none" else (args.lines or settings.LINES_DEFAULT),
         parse_date("start_date", args.start_date), parse_date("end_date", args.end_date),
-        progress=not args.quiet)
+        progress=args.progress)
     print(summary.render())
     return 0
 
@@ -49,9 +87,10 @@ def _backfill_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--box-scores", "--box_scores", dest="box_scores", default="",
                    help="CSV file, folder or glob in the shipped box-score schema (default: shipped data)")
     p.add_argument("--lines", default="", help="points-line files (default: shipped lines; 'none' for none)")
-    p.add_argument("--start-date", "--start_date", dest="start_date", default="", help="YYYY-MM-DD")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="YYYY-MM-DD")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="",
+                   help="first game date to rebuild, YYYY-MM-DD (default: the box scores' first)")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="",
+                   help="last game date to rebuild, YYYY-MM-DD (default: the box scores' last)")
     p.set_defaults(func=cmd_backfill)
 
 
@@ -86,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                  n_trials=_number("n_trials", args.n_trials, int) if args.n_trials else None,
                  timeout="none" if no_limit else _number("timeout", args.timeout, float) if args.timeout else None)
     train(spec, optuna_storage=args.optuna_storage or None, study_name=args.study_name,
-          experiment_name=args.experiment_name or DEFAULT_EXPERIMENT, progress=not args.quiet)
+          experiment_name=args.experiment_name or DEFAULT_EXPERIMENT, progress=args.progress)
     return 0
 
 
@@ -95,25 +134,32 @@ def _experiment_option(p: argparse.ArgumentParser) -> None:
                    help="experiment spec (YAML) whose settings the other options override")
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """The options train and backtest share after their own: the seed and where the runs go."""
+    p.add_argument("--seed", default="", help="random seed (default: the spec's)")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT,
+                   help="MLflow experiment the runs are logged to")
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="tune, train, log and register the prediction systems of an experiment spec")
     _experiment_option(p)
     p.add_argument("--start-date", "--start_date", dest="start_date", default="",
                    help="first game date of the data (default: the spec's)")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="last game date of the data")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="",
+                   help="last game date of the data (default: the spec's)")
     p.add_argument("--test-start", "--test_start", dest="test_start", default="",
                    help="first day of the test window (default: the spec's)")
-    p.add_argument("--systems", default="", help="comma-separated systems (default: the spec's)")
+    p.add_argument("--systems", default="", help=f"comma-separated, of {', '.join(SYSTEMS)} (default: the spec's)")
     p.add_argument("--n-trials", "--n_trials", dest="n_trials", default="",
-                   help="Optuna trials per tuned system; 0: fit with the spec's fixed parameters")
-    p.add_argument("--timeout", default="", help="seconds of tuning per system ('none': no limit)")
+                   help="Optuna trials per tuned system; 0: fit with the spec's fixed parameters (default: the spec's)")
+    p.add_argument("--timeout", default="", help="seconds of tuning per system, 'none': no limit (default: the spec's)")
     p.add_argument("--optuna-storage", "--optuna_storage", dest="optuna_storage", default="",
-                   help="Optuna storage URL (default: SQLite under mlruns/)")
+                   help="Optuna storage URL (default: OPTUNA_STORAGE, else SQLite under mlruns/)")
     p.add_argument("--study-name", "--study_name", dest="study_name", default="",
-                   help="share one study between processes by giving them the same name")
-    p.add_argument("--seed", default="", help="random seed (default: the spec's)")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help="share one study per system between processes by giving them the same name "
+                        "(default: a new study per run)")
+    _run_options(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -122,7 +168,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     spec = _spec(args, backtest_start=parse_date("start_date", args.start_date),
                  backtest_end=parse_date("end_date", args.end_date))
-    result = backtest(spec, experiment_name=args.experiment_name, progress=not args.quiet)
+    result = backtest(spec, experiment_name=args.experiment_name, progress=args.progress)
     print(f"backtest run {result.run_id}: {len(result.predictions)} predictions written")
     for system, values in result.metrics.items():
         print(f"  {system:<15} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
@@ -134,20 +180,11 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
     _experiment_option(p)
     p.add_argument("--start-date", "--start_date", dest="start_date", default="",
                    help="first day of the window (default: the spec's backtest window)")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="", help="last day of the window")
-    p.add_argument("--systems", default="", help="comma-separated systems (default: the spec's)")
-    p.add_argument("--seed", default="", help="random seed (default: the spec's)")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="",
+                   help="last day of the window (default: the spec's backtest window)")
+    p.add_argument("--systems", default="", help=f"comma-separated, of {', '.join(SYSTEMS)} (default: the spec's)")
+    _run_options(p)
     p.set_defaults(func=cmd_backtest)
-
-
-def _bool(name: str, value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no", ""):
-        return False
-    raise UsageError(f"{name} is {value!r}, expected true or false")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -155,7 +192,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     decision = promote(args.system, args.version or None, float(_number("min_improvement", args.min_improvement,
                                                                           float) or 0.0),
-                       force=_bool("force", args.force), reason=args.reason)
+                       force=args.force == "true", reason=args.reason)
     print(decision.message)
     return 0 if decision.promoted else 1
 
@@ -199,32 +236,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _registry_parsers(sub: argparse._SubParsersAction) -> None:
+    def system(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--system", required=True, choices=SYSTEMS, help="the registered model (required)")
+
     p = sub.add_parser("promote", help="promote a registered version to production if it beats the champion")
-    p.add_argument("--system", required=True)
+    system(p)
     p.add_argument("--version", default="", help="registered version (default: the latest)")
     p.add_argument("--min-improvement", "--min_improvement", dest="min_improvement", default="0",
                    help="points of MAE the challenger must gain")
-    p.add_argument("--force", default="false", help="true: promote past the gate (needs --reason)")
-    p.add_argument("--reason", default="", help="recorded in the audit trail")
+    p.add_argument("--force", default="false", type=str.lower, choices=("true", "false"),
+                   help="true: promote past the gate (needs --reason)")
+    p.add_argument("--reason", default="", help="recorded in the audit trail (default: none)")
     p.set_defaults(func=cmd_promote)
     p = sub.add_parser("rollback", help="move production back to the previous production version")
-    p.add_argument("--system", required=True)
-    p.add_argument("--reason", default="")
+    system(p)
+    p.add_argument("--reason", default="", help="recorded in the audit trail (default: none)")
     p.set_defaults(func=cmd_rollback)
     p = sub.add_parser("history", help="print a system's promotions, refusals and rollbacks")
-    p.add_argument("--system", required=True)
+    system(p)
     p.set_defaults(func=cmd_history)
     p = sub.add_parser("reconcile", help="finish or undo an interrupted promotion or rollback")
-    p.add_argument("--system", default="", help="one system (default: every system)")
+    p.add_argument("--system", default="", choices=("", *SYSTEMS), metavar="SYSTEM",
+                   help=f"one of {', '.join(SYSTEMS)} (default: every system)")
     p.set_defaults(func=cmd_reconcile)
     p = sub.add_parser("compare", help="every registered version with its metrics, and model disagreement")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT)
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT,
+                   help="MLflow experiment the comparison is logged to")
     p.set_defaults(func=cmd_compare)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import pandas as pd
-
+    from features.slate import read_slate_csv
     from serving.coordinator import predict_date
     from serving.local import local_worker
     from warehouse import connect
@@ -232,21 +274,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     game_date = parse_date("game_date", args.game_date)
     if game_date is None:
         raise UsageError("predict needs game_date (YYYY-MM-DD)")
-    slate = None
-    if args.slate:
-        try:
-            slate = pd.read_csv(args.slate, dtype={"players": str})
-            if "players" in slate:
-                slate["players"] = slate["players"].map(
-                    lambda v: [int(p) for p in v.split(";")] if isinstance(v, str) and v else None)
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise UsageError(f"slate {args.slate!r} cannot be read: {exc}") from None
+    slate = read_slate_csv(args.slate) if args.slate else None
     warehouse = connect()
     if args.worker_url:
-        result = predict_date(game_date, args.worker_url, warehouse, slate)
+        result = predict_date(game_date, args.worker_url, warehouse, slate, progress=args.progress)
     else:
         with local_worker(warehouse) as url:
-            result = predict_date(game_date, url, warehouse, slate)
+            result = predict_date(game_date, url, warehouse, slate, progress=args.progress)
     print(result.render())
     return 0 if result.ok else 1
 
@@ -261,15 +295,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serving_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict every player-game of a date and store the predictions")
-    p.add_argument("--game-date", "--game_date", dest="game_date", default="")
+    p.add_argument("--game-date", "--game_date", dest="game_date", required=True,
+                   help="the date to predict, YYYY-MM-DD (required)")
     p.add_argument("--slate", default="", help="CSV of games not yet played: game_date,team,opponent,is_home"
-                   "[,players as id;id;...]")
+                   "[,players as id;id;...] (default: none, the date's rows in the feature store)")
     p.add_argument("--worker-url", "--worker_url", dest="worker_url", default="",
                    help="a running worker (default: start one in this process for the run)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("serve", help="start the worker (port) and the coordinator (port + 1)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", default="8080")
+    p.add_argument("--host", default="127.0.0.1", help="address both servers listen on")
+    p.add_argument("--port", default="8080", help="the worker's port; the coordinator listens on the next one")
     p.add_argument("--poll", default="30", help="seconds between registry checks for a moved alias")
     p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
                    help="inprocess, or pubsub://PROJECT/TOPIC/SUBSCRIPTION")
@@ -323,7 +358,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                        retrain_every=int(_number("retrain_every", args.retrain_every, int) or 0),
                        gate_days=int(_number("gate_days", args.gate_days, int) or 14),
                        train_years=int(_number("train_years", args.train_years, int) or 3))
-    report = replay(cfg, progress=not args.quiet)
+    report = replay(cfg, progress=args.progress)
     print(report.render())
     if args.output:
         write_result(report, Path(args.output))
@@ -343,7 +378,7 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--retrain-every", "--retrain_every", dest="retrain_every", default="7",
                        help="days between retrains through the gate; 0: never (default: 7)")
         p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
-                       help="the most recent days a retrained challenger is judged on (default: 14)")
+                       help="the most recent game days a retrained challenger is judged on (default: 14)")
 
     p = sub.add_parser("daily", help="ingest, check, rebuild features, grade, retrain when due, predict tonight")
     p.add_argument("--date", default="", help="the evening to predict, YYYY-MM-DD (default: today)")
@@ -359,20 +394,21 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrain", help="train challengers up to yesterday and promote those that pass the gate")
     p.add_argument("--date", default="", help="the retrain day, YYYY-MM-DD (default: today)")
     p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
-                   help="the most recent days the challengers are judged on (default: 14)")
+                   help="the most recent game days the challengers are judged on (default: 14)")
     p.add_argument("--train-start", "--train_start", dest="train_start", default="",
                    help="first game date to fit on (default: all stored)")
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("replay", help="run the daily job over a past range, from what was known before it")
-    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13")
+    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22",
+                   help="first evening to replay, YYYY-MM-DD")
+    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13",
+                   help="last evening to replay, YYYY-MM-DD")
     sources(p, "shipped", "shipped")
     p.add_argument("--train-years", "--train_years", dest="train_years", default="3",
                    help="seasons of history each retrain fits on (default: 3)")
     p.add_argument("--home", default="", help="the replay's own warehouse and MLflow store (default: mlruns/replay)")
-    p.add_argument("--output", default="", help="write the figures as JSON here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--output", default="", help="write the figures as JSON here (default: none)")
     p.set_defaults(func=cmd_replay)
 
 
@@ -381,7 +417,7 @@ PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nba-props", description=__doc__.splitlines()[0])
+    parser = Parser(prog="nba-props", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add in PARSERS:
         add(sub)
@@ -389,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before any heavy import: --help and usage errors answer at once
+    level = getattr(args, "log_level", logging.INFO)
+    configure_logging(level)
+    args.progress = level < logging.WARNING
+
     from registry.promotion import PromotionError
     from serving.coordinator import CoordinatorError
     from serving.events import EventError
@@ -398,7 +439,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from warehouse import WarehouseError
     from warehouse.ingest import InputError
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,

@@ -1,7 +1,7 @@
 """Names shared by every part of the platform: tables, columns, systems, metric keys.
 
-They are the contracts of ``design.md`` section 2. Every other module imports them from here so a
-rename happens in one place and the warehouse, the MLflow UI and the worker never disagree.
+Every other module imports them from here so a rename happens in one place and the warehouse, the
+MLflow UI and the worker never disagree (the README's "How the data flows" shows where each is used).
 """
 
 from __future__ import annotations

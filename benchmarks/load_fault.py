@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 import settings  # noqa: E402
 from contracts import CATBOOST_V8, MOVING_AVERAGE, PRODUCTION_ALIAS, XGBOOST_V1  # noqa: E402
-from features.backfill import read_store  # noqa: E402
 from features.definitions import FEATURE_NAMES  # noqa: E402
+from features.store import read_store  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "load_fault.json"
 SEASON = settings.BOX_SCORES_DEFAULT / "player_logs_2024-25.csv.gz"

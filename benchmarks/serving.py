@@ -53,8 +53,8 @@ sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "
 sys.path.insert(0, str(ROOT))
 
 from contracts import PRODUCTION_ALIAS  # noqa: E402
-from features.backfill import read_store  # noqa: E402
 from features.definitions import FEATURE_NAMES  # noqa: E402
+from features.store import read_store  # noqa: E402
 from serving.local import free_port  # noqa: E402
 from warehouse import connect  # noqa: E402
 

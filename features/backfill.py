@@ -11,6 +11,7 @@ again, and a backfill never removes a row it did not rebuild.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from warehouse.ingest import InputError, read_box_scores, read_lines
 
 # A rebuilt month supersedes the stored rows of its games and the played rows of its dates.
 REBUILD = Rebuild(group="game_id", settled=TARGET)
+INPUT_STEPS = ("inputs", "features")  # the progress bar's steps before the months
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,25 +86,38 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
     """
     if start and end and start > end:
         raise InputError(f"start_date {start} is after end_date {end}")
-    box = read_box_scores(box_scores)
-    line_result = read_lines(lines, box) if lines else None
-    start, end = covered_range(box, start, end)
-    warehouse.write(BOX_SCORES_SCHEMA, box)
-    if line_result is not None and len(line_result.lines):
-        warehouse.write(PROP_LINES_SCHEMA, line_result.lines)
+    # one bar over the whole run: reading and validating the inputs, building the features, then each month
+    with tqdm(total=len(INPUT_STEPS), desc="backfill", unit="step", disable=not progress, mininterval=0,
+              miniters=1) as bar:
+        bar.set_postfix_str(INPUT_STEPS[0])
+        box = read_box_scores(box_scores)
+        line_result = read_lines(lines, box) if lines else None
+        start, end = covered_range(box, start, end)
+        log.info("backfill: %d box-score rows%s; rebuilding %s .. %s", len(box),
+                 f", {len(line_result.lines)} lines" if line_result is not None else "", start, end)
+        warehouse.write(BOX_SCORES_SCHEMA, box)
+        if line_result is not None and len(line_result.lines):
+            warehouse.write(PROP_LINES_SCHEMA, line_result.lines)
+        bar.update()
 
-    history = warehouse.read(BOX_SCORES_SCHEMA)
-    features = build_features(history, warehouse.read(PROP_LINES_SCHEMA))
-    features = features[(features["game_date"] >= start) & (features["game_date"] <= end)]
+        bar.set_postfix_str(INPUT_STEPS[1])
+        history = warehouse.read(BOX_SCORES_SCHEMA)
+        features = build_features(history, warehouse.read(PROP_LINES_SCHEMA))
+        features = features[(features["game_date"] >= start) & (features["game_date"] <= end)]
+        months = [(first, last) for first, last in month_chunks(start, end)
+                  if features["game_date"].between(first, last).any()]
+        bar.total += len(months)
+        bar.update()
 
-    months = [(first, last) for first, last in month_chunks(start, end)
-              if features["game_date"].between(first, last).any()]
-    for first, last in tqdm(months, desc="backfill", unit="month", disable=not progress, mininterval=0, miniters=1):
-        part = features[features["game_date"].between(first, last)]
-        warehouse.write(FEATURE_STORE_SCHEMA, part, rebuild=REBUILD)
-        if on_date_complete is not None:
-            for day in sorted(part["game_date"].unique()):
-                on_date_complete(day)
+        for first, last in months:
+            bar.set_postfix_str(f"{first:%Y-%m}")
+            part = features[features["game_date"].between(first, last)]
+            warehouse.write(FEATURE_STORE_SCHEMA, part, rebuild=REBUILD)
+            log.debug("backfill: %s .. %s written, %d rows", first, last, len(part))
+            if on_date_complete is not None:
+                for day in sorted(part["game_date"].unique()):
+                    on_date_complete(day)
+            bar.update()
 
     missing = features[list(FEATURE_NAMES)].isna().sum()
     return BackfillSummary(
@@ -110,9 +126,3 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
         missing_by_feature={k: int(v) for k, v in missing.items()},
         unmatched_line_names=line_result.unmatched if line_result else [],
     )
-
-
-def read_store(warehouse: Warehouse, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
-    """Feature rows in a date range (all of them by default)."""
-    date_range = (start or dt.date(1900, 1, 1), end or dt.date(2999, 12, 31))
-    return warehouse.read(FEATURE_STORE_SCHEMA, date_range=date_range)

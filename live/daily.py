@@ -40,6 +40,7 @@ from features.backfill import REBUILD
 from features.build import build_features
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import SCHEDULE_ROSTER_GAMES, build_slate, season_of, slate_from_schedule
+from features.store import read_store
 from monitoring.alerts import Thresholds, raise_alerts
 from monitoring.grading import grade_days
 from monitoring.metrics import DriftReference, drift_reference, record_data_metrics, record_model_metrics
@@ -61,7 +62,7 @@ LOOKBACK_DAYS = 45  # how far back a run looks for work a killed run left undone
 class DailyConfig:
     date: dt.date
     retrain_every: int = 0  # days between retrains; 0: never (run ``retrain`` yourself)
-    gate_days: int = 14  # the most recent days a retrained challenger is judged on
+    gate_days: int = 14  # the most recent game days a retrained challenger is judged on
     webhook_url: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     roster_games: int = SCHEDULE_ROSTER_GAMES
@@ -159,7 +160,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
     predictions stay, graded void), and slate rows of games not yet played stay."""
     since = cfg.date - dt.timedelta(days=LOOKBACK_DAYS)
     box = warehouse.read(BOX_SCORES_SCHEMA)
-    store = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(since, cfg.date))
+    store = read_store(warehouse, since, cfg.date)
     recent = box[box["game_date"] >= since].groupby("game_date").size()
     played = store[store[TARGET].notna()].groupby("game_date").size()
     stale = [d for d, n in recent.items() if played.get(d, 0) != n]
@@ -200,7 +201,7 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
         out = sources.out_list.players_out(cfg.date, warehouse.read(BOX_SCORES_SCHEMA))
     if out is not None and len(out):
         warehouse.write(PLAYERS_OUT_SCHEMA, out[PLAYERS_OUT_SCHEMA.column_names])
-    stored = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(cfg.date, cfg.date))
+    stored = read_store(warehouse, cfg.date, cfg.date)
     if stored[TARGET].notna().any():  # a rerun of an evening whose results are in: too late to predict
         report.add("slate", f"{cfg.date} has results already: nothing to predict")
         return
@@ -227,7 +228,7 @@ def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse) -> b
     serves, so a rerun of the evening (or of a whole replay) writes nothing, even after a later
     promotion."""
     served = httpx.get(f"{worker_url}/", timeout=30.0).json()["systems"]
-    rows = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(day, day))
+    rows = read_store(warehouse, day, day)
     done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
     have = set(zip(done["player_id"], done["system"], strict=True))
     return bool(served) and all((p, s) in have for p in rows["player_id"] for s in served)
@@ -237,8 +238,8 @@ def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse) -> b
 @functools.lru_cache(maxsize=4)
 def _drift_reference(warehouse_url: str, season_start: dt.date) -> DriftReference:
     """The training data's feature distribution: the three seasons before the current one."""
-    rows = connect(warehouse_url).read(FEATURE_STORE_SCHEMA, date_range=(season_start - dt.timedelta(days=3 * 365),
-                                                                          season_start - dt.timedelta(days=1)))
+    rows = read_store(connect(warehouse_url), season_start - dt.timedelta(days=3 * 365),
+                      season_start - dt.timedelta(days=1))
     return drift_reference(rows[rows[TARGET].notna()])
 
 

@@ -37,6 +37,7 @@ from contracts import (
 )
 from features.build import build_features
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
 from sources.base import Sources
 from warehouse import Warehouse, connect
@@ -171,7 +172,7 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
     grades = warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=window)
     predictions = warehouse.read(PREDICTIONS_SCHEMA, date_range=window)
     box = warehouse.read(BOX_SCORES_SCHEMA, date_range=window)
-    store = warehouse.read(FEATURE_STORE_SCHEMA, date_range=window)
+    store = read_store(warehouse, *window)
     played = store[store[TARGET].notna()]
     report.played = len(box)
     slate_keys = set(zip(predictions["game_id"], predictions["player_id"], strict=True))

@@ -32,7 +32,8 @@ from contracts import (
     VOID,
     WIN,
 )
-from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from monitoring.store import write_changed
 from training.metrics import WITHIN
 from warehouse import Warehouse
@@ -219,7 +220,7 @@ def record_data_metrics(warehouse: Warehouse, day: dt.date, reference: DriftRefe
     """Compute and store the data metrics of ``day``; ``features`` defaults to the feature store's
     rows of the drift window (slates included once stored); returns the rows."""
     if features is None:
-        features = warehouse.read(FEATURE_STORE_SCHEMA, date_range=(day - dt.timedelta(days=DRIFT_DAYS - 1), day))
+        features = read_store(warehouse, day - dt.timedelta(days=DRIFT_DAYS - 1), day)
     rows = data_metrics(day, features, reference, latest_results_date(warehouse, day), now)
     write_changed(warehouse, MONITORING_SCHEMA, rows, stamp="created_at")
     return rows

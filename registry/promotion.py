@@ -30,14 +30,14 @@ from mlflow.tracking import MlflowClient
 
 import settings
 from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS, TARGET
-from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
+from registry.gate import judge
 from registry.locks import LockError, promotion_lock, wait_seconds
 from warehouse import Warehouse, connect
 
 EVENT_PREFIX = "event."
 INTENT_TAG = "promotion.intent"  # not an EVENT_PREFIX key: history never shows an unconfirmed move
-BOOTSTRAP_SAMPLES = 2000
 
 
 class PromotionError(ValueError):
@@ -243,16 +243,6 @@ def _errors(system: str, version: str, rows) -> np.ndarray:
     return np.abs(rows[TARGET].to_numpy(float) - predicted)
 
 
-def paired_bootstrap(challenger: np.ndarray, champion: np.ndarray, samples: int = BOOTSTRAP_SAMPLES,
-                     seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% interval of (challenger MAE - champion MAE), resampling games in pairs."""
-    diff = challenger - champion
-    rng = np.random.default_rng(seed)
-    means = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(samples)])
-    low, high = np.quantile(means, [0.025, 0.975])
-    return float(diff.mean()), float(low), float(high)
-
-
 def promote(system: str, version: str | None = None, min_improvement: float = 0.0, force: bool = False,
             reason: str = "", warehouse: Warehouse | None = None) -> Decision:
     """Move ``production`` to the challenger if it beats the champion on the same held-out games."""
@@ -285,15 +275,11 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
         else:
             baseline, baseline_name, baseline_err = None, "nothing (the baseline itself)", None
 
-        figures: dict[str, float] = {"games": float(len(rows)), "challenger_mae": float(challenger_err.mean())}
         if baseline_err is not None:
-            diff, low, high = paired_bootstrap(challenger_err, baseline_err)
-            # the improvement and its interval, in points (+ 0.0 turns a -0.0 into 0.0)
-            figures.update(baseline_mae=float(baseline_err.mean()), improvement=-diff + 0.0,
-                           ci_low=-high + 0.0, ci_high=-low + 0.0)
-            passed = -diff >= min_improvement and -high > 0
+            gate = judge(challenger_err, baseline_err, min_improvement)
+            figures, passed = gate.figures(), gate.passed
         else:
-            passed = True
+            figures, passed = {"games": float(len(rows)), "challenger_mae": float(challenger_err.mean())}, True
         window = f"{len(rows)} games {start} .. {end}"
         summary = (f"{system} v{version} MAE {figures['challenger_mae']:.3f} vs {baseline_name}"
                    + (f" MAE {figures['baseline_mae']:.3f}: improvement {figures['improvement']:.3f} points, "

@@ -9,21 +9,24 @@ what finished and reports what did not.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from contracts import FEATURE_STORE, PREDICTIONS_SCHEMA
-from features.backfill import read_store
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import build_slate
+from features.store import read_store
 from registry.predictions import prediction_rows
 from warehouse import Warehouse
 
 BATCH_SIZE = 200
+log = logging.getLogger(__name__)
 RETRIES = 3
 BACKOFF_SECONDS = 0.5
 
@@ -81,6 +84,7 @@ def _post_with_retries(client: httpx.Client, url: str, payload: dict, retries: i
         except httpx.TransportError as exc:
             last = exc
         if attempt + 1 < retries:
+            log.debug("worker call %s failed (%s): retry %d of %d", url, last, attempt + 1, retries - 1)
             time.sleep(backoff * 2**attempt)  # give a restarting worker time to come back
     raise last  # type: ignore[misc]
 
@@ -105,10 +109,14 @@ def _rows_from_answer(answer: dict, source: str, created_at: pd.Timestamp | None
 
 def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slate: pd.DataFrame | None = None,
                  batch_size: int = BATCH_SIZE, source: str = "coordinator", retries: int = RETRIES,
-                 backoff: float = BACKOFF_SECONDS, created_at: pd.Timestamp | None = None) -> DateRun:
+                 backoff: float = BACKOFF_SECONDS, created_at: pd.Timestamp | None = None,
+                 progress: bool = False) -> DateRun:
+    """``progress`` draws a bar over the date's player-games (the command line's; a server's jobs run quiet)."""
     rows = slate_features(warehouse, game_date, slate)
     run = DateRun(game_date, rows=len(rows))
-    with httpx.Client(base_url=worker_url, timeout=60.0) as client:
+    log.info("predict %s: %d player-games through %s in batches of %d", game_date, len(rows), worker_url, batch_size)
+    with (httpx.Client(base_url=worker_url, timeout=60.0) as client,
+          tqdm(total=len(rows), desc=f"predict {game_date}", unit="player-game", disable=not progress) as bar):
         for first in range(0, len(rows), batch_size):
             batch = rows.iloc[first:first + batch_size]
             payload = {"games": [{"player_id": int(p), "game_date": str(game_date)} for p in batch["player_id"]]}
@@ -116,8 +124,11 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
             try:
                 answer = _post_with_retries(client, "/predict", payload, retries, backoff)
             except (httpx.HTTPError, ValueError) as exc:
+                log.warning("predict %s: %s failed after %d tries: %s", game_date, label, retries, exc)
                 run.failed_batches.append(f"{label}: {exc}")
                 continue
+            finally:
+                bar.update(len(batch))
             run.missing += [m["reason"] for m in answer["missing"]]
             frame = _rows_from_answer(answer, source, created_at)
             if len(frame):

@@ -2,7 +2,7 @@
 
 ``POST /start`` (bearer token) predicts a game date in the background; ``GET /jobs/{id}`` reports
 it. ``POST /backfill`` (bearer token) rebuilds feature-store dates and, through the event bus,
-starts a prediction of every date it completes: the Phase 4 → Phase 5 trigger of the old system.
+starts a prediction of every date it completes (the event trigger, ``serving/events.py``).
 Its files must lie under the data root (``DATA_ROOT``): a token holder names inputs, not any path
 on the server.
 """
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import settings
 from features.backfill import backfill
+from features.slate import slate_frame
 from serving.auth import bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.events import DateReady, EventBus, bus_from_url
@@ -120,9 +121,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
 
     @app.post("/start", status_code=202, dependencies=[Depends(authorised)])
     def start(request: StartRequest) -> dict[str, Any]:
-        slate = None
-        if request.slate:
-            slate = pd.DataFrame([{**g.model_dump(), "game_date": request.game_date} for g in request.slate])
+        slate = slate_frame(request.game_date, [g.model_dump() for g in request.slate]) if request.slate else None
         return jobs.state[jobs.start(request.game_date, slate)]
 
     @app.get("/jobs/{job}")

@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 import settings
 from contracts import ENSEMBLE_V1, SYSTEMS
-from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from registry.predictions import recommendation
 from serving.auth import bearer_guard
 from serving.models import LEAD_ORDER, ProductionModels

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,30 @@ from warehouse import Warehouse, connect
 from warehouse.ingest import read_box_scores, read_lines
 
 SEASON_2024_25 = settings.BOX_SCORES_DEFAULT / "player_logs_2024-25.csv.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stores_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every store whose default lies in the checkout (settings.py) in a session temp dir, so the suite
+    leaves the checkout as it found it and never writes a developer's exported ``MLFLOW_TRACKING_URI``.
+    A fixture that sets its own value (``monkeypatch.setenv``) wins for its tests. Runs must name an
+    experiment (``registry.tracking.experiment_id_for``): MLflow's "Default" one keeps its artifacts
+    under ``./mlruns`` of the working directory, whatever the store."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("session-stores")
+    stores = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+              "MLFLOW_ARTIFACT_ROOT": (root / "artifacts").as_uri(),
+              "WAREHOUSE_URL": f"duckdb:///{root / 'warehouse.duckdb'}",
+              "OPTUNA_STORAGE": f"sqlite:///{root / 'optuna.db'}"}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in stores.items():
+            mp.setenv(name, value)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+        mp.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # over one set before the session
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -79,26 +105,75 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
     """Every system of the table trained by ``experiments/quick.yaml`` (2 Optuna trials per tuned
     system, data to 2025-02-15, test from 2025-01-01) and registered in a SQLite MLflow store."""
+    import mlflow
+
     from training.spec import load_spec
     from training.train import train
 
     root = tmp_path_factory.mktemp("mlflow")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
            "MLFLOW_ARTIFACT_ROOT": (root / "artifacts").as_uri(), "WAREHOUSE_URL": small_store}
+    before = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
         spec = load_spec(QUICK_SPEC)
         results = train(spec, connect(small_store), optuna_storage=f"sqlite:///{root / 'optuna.db'}", progress=False)
+    mlflow.set_tracking_uri(before)  # training set MLflow's global URI: later tests must not write this registry
     return {"env": env, "results": results, "spec": spec}
 
 
-@pytest.fixture
-def trained_env(trained: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """The trained platform's settings applied to this test's environment."""
+def registry_copy(trained: dict, source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict]:
+    """The trained platform's settings applied to this test's environment, with this test's own copy of
+    the registry ``source`` (the artifacts stay shared, written once): the aliases, versions and history a
+    test makes or moves die with the copy, so no test sees another's, whatever the order or an assert
+    that failed half way. ``trained["env"]`` keeps naming the original stores."""
     import mlflow
 
     for key, value in trained["env"].items():
         monkeypatch.setenv(key, value)
-    mlflow.set_tracking_uri(trained["env"]["MLFLOW_TRACKING_URI"])
-    return trained
+    registry = tmp_path / "registry" / "mlflow.db"
+    registry.parent.mkdir()
+    shutil.copy(source.removeprefix("sqlite:///"), registry)
+    before = mlflow.get_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{registry}")
+    mlflow.set_tracking_uri(f"sqlite:///{registry}")
+    yield trained
+    mlflow.set_tracking_uri(before)  # MLflow keeps the URI in a global: the next test must not find this copy
+
+
+@pytest.fixture
+def trained_env(trained: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict]:
+    """The trained platform, nothing promoted, in this test's own copy of the registry."""
+    yield from registry_copy(trained, trained["env"]["MLFLOW_TRACKING_URI"], monkeypatch, tmp_path)
+
+
+PROMOTED_SYSTEMS = ("moving_average", "xgboost_v1", "catboost_v8", "ensemble_v1")  # what the serving tests expect
+
+
+@pytest.fixture(scope="session")
+def promoted_registry(trained: dict, small_store: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The trained registry with the trained versions of ``PROMOTED_SYSTEMS`` in production (forced past
+    the gate): made once, copied by each test that serves (``promoted_env``)."""
+    import mlflow
+
+    from registry.promotion import promote
+
+    registry = tmp_path_factory.mktemp("promoted") / "mlflow.db"
+    shutil.copy(trained["env"]["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"), registry)
+    before = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {**trained["env"], "MLFLOW_TRACKING_URI": f"sqlite:///{registry}"}.items():
+            mp.setenv(key, value)
+        for system in PROMOTED_SYSTEMS:
+            promote(system, trained["results"][system].version, force=True, reason="serving tests",
+                    warehouse=connect(small_store))
+    mlflow.set_tracking_uri(before)
+    return f"sqlite:///{registry}"
+
+
+@pytest.fixture
+def promoted_env(trained: dict, promoted_registry: str, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> Iterator[dict]:
+    """The trained platform with ``PROMOTED_SYSTEMS`` in production, in this test's own copy of the registry."""
+    yield from registry_copy(trained, promoted_registry, monkeypatch, tmp_path)

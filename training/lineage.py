@@ -25,7 +25,7 @@ class WarehouseSource(DatasetSource):
     def load(self, **kwargs: Any) -> pd.DataFrame:
         import datetime as dt
 
-        from features.backfill import read_store
+        from features.store import read_store
         from warehouse import connect
 
         return read_store(connect(self.url), dt.date.fromisoformat(self.start), dt.date.fromisoformat(self.end))

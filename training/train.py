@@ -26,8 +26,9 @@ from mlflow.tracking import MlflowClient
 
 import settings
 from contracts import DEFAULT_EXPERIMENT, FEATURE_VERSION
-from features.backfill import backfill, read_store
+from features.backfill import backfill
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from registry import systems
 from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths, residual_quantiles
 from registry.tracking import adopt_entry_run, experiment_id_for, runs_page

@@ -8,18 +8,41 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 
-from contracts import TableSchema
+from contracts import Column, TableSchema
 
 DateRange = tuple[dt.date, dt.date]
 
 
 class WarehouseError(RuntimeError):
     """A write or read the warehouse refused; the message says which table and why."""
+
+
+class SchemaMismatch(WarehouseError):
+    """A stored table lacks columns this code declares: an older version wrote it. A write adds them
+    (nullable, so the stored rows stay valid); a read cannot make up their values and stops."""
+
+    def __init__(self, table: str, missing: list[str]) -> None:
+        super().__init__(f"{table} as stored lacks column(s) {', '.join(missing)}, which this code declares: "
+                         "an older version wrote it")
+        self.table, self.missing = table, missing
+
+
+def missing_columns(schema: TableSchema, stored: Iterable[str]) -> list[Column]:
+    """The declared columns a stored table does not have, in schema order."""
+    present = set(stored)
+    return [c for c in schema.columns if c.name not in present]
+
+
+def require_columns(schema: TableSchema, stored: Iterable[str]) -> None:
+    """Refuse to read a stored table that lacks a declared column."""
+    missing = missing_columns(schema, stored)
+    if missing:
+        raise SchemaMismatch(schema.name, [c.name for c in missing])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,17 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from contracts import TableSchema
-from warehouse.base import DateRange, Rebuild, Warehouse, WarehouseError, _empty, _typed, check_frame
+from warehouse.base import (
+    DateRange,
+    Rebuild,
+    Warehouse,
+    WarehouseError,
+    _empty,
+    _typed,
+    check_frame,
+    missing_columns,
+    require_columns,
+)
 
 # Project ids may be domain-scoped (``example.com:proj``); dataset ids are letters, digits, ``_``.
 _URL = re.compile(r"bigquery://(?P<project>[a-z][a-z0-9.:-]*[a-z0-9])/(?P<dataset>\w+)/?")
@@ -120,19 +130,28 @@ class BigQueryWarehouse(Warehouse):
     def table_id(self, table: str) -> str:
         return f"{self.project}.{self.dataset}.{table}"
 
-    def _exists(self, table: str) -> bool:
+    def _stored(self, table: str) -> bigquery.Table | None:
         try:
-            self.client.get_table(table)
+            return self.client.get_table(table)
         except NotFound:
-            return False
-        return True
+            return None
+
+    def _add_missing_columns(self, stored: bigquery.Table, schema: TableSchema) -> None:
+        """BigQuery adds a column to a table only as NULLABLE, by a schema update, which keeps the
+        stored rows: the same migration the DuckDB backend makes with ALTER TABLE."""
+        missing = missing_columns(schema, (f.name for f in stored.schema))
+        if missing:
+            stored.schema = [*stored.schema, *(bigquery.SchemaField(c.name, c.type, mode="NULLABLE") for c in missing)]
+            self.client.update_table(stored, ["schema"])
 
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
              equals: dict[str, object] | None = None) -> pd.DataFrame:
         table = self.table_id(schema.name)
         sql, params = select_sql(table, schema, date_range, equals)
-        if not self._exists(table):
+        stored = self._stored(table)
+        if stored is None:
             return _empty(schema)
+        require_columns(schema, (f.name for f in stored.schema))
         job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         # Through Arrow rather than RowIterator.to_dataframe, which needs the optional db-dtypes
         # package for DATE columns; _typed gives the dtypes either way.
@@ -145,7 +164,9 @@ class BigQueryWarehouse(Warehouse):
         staging = self.table_id(f"_staging_{schema.name}_{uuid.uuid4().hex[:12]}")
         script = write_script(table, staging, schema, rebuild)  # a bad rebuild fails before any call
         fields = bq_schema(schema)
-        self.client.create_table(bigquery.Table(table, schema=fields), exists_ok=True)
+        # an existing table comes back as stored (the client fetches it on a conflict)
+        stored = self.client.create_table(bigquery.Table(table, schema=fields), exists_ok=True)
+        self._add_missing_columns(stored, schema)
         try:
             self.client.load_table_from_dataframe(
                 frame, staging,
@@ -158,7 +179,7 @@ class BigQueryWarehouse(Warehouse):
 
     def count(self, schema: TableSchema) -> int:
         table = self.table_id(schema.name)
-        if not self._exists(table):
+        if self._stored(table) is None:
             return 0
         rows = list(self.client.query(count_sql(table)).result())
         return int(rows[0][0])

@@ -15,8 +15,18 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from contracts import TableSchema
-from warehouse.base import DateRange, Rebuild, Warehouse, WarehouseError, _empty, _typed, check_frame
+from contracts import Column, TableSchema
+from warehouse.base import (
+    DateRange,
+    Rebuild,
+    Warehouse,
+    WarehouseError,
+    _empty,
+    _typed,
+    check_frame,
+    missing_columns,
+    require_columns,
+)
 
 LOCK_WAIT_SECONDS = 120.0
 READ_WAIT_SECONDS = 2.0
@@ -38,6 +48,11 @@ def create_table_sql(schema: TableSchema) -> str:
                      for c in schema.columns)
     keys = ", ".join(f'"{k}"' for k in schema.key)
     return f'CREATE TABLE IF NOT EXISTS "{schema.name}" ({cols}, PRIMARY KEY ({keys}))'
+
+
+def add_column_sql(table: str, column: Column) -> str:
+    """Nullable whatever the declaration: the rows already stored have no value for it."""
+    return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {_TYPES[column.type]}'
 
 
 class DuckDBWarehouse(Warehouse):
@@ -87,6 +102,10 @@ class DuckDBWarehouse(Warehouse):
             "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table}
         ).fetchone()[0])
 
+    def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+        return [row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $t", {"t": table}).fetchall()]
+
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
              equals: dict[str, object] | None = None) -> pd.DataFrame:
         conditions, params = [], {}
@@ -105,8 +124,11 @@ class DuckDBWarehouse(Warehouse):
         with self._connect(read_only=True) as con:
             if not self._exists(con, schema.name):
                 return _empty(schema)
-            frame = con.execute(f'SELECT {cols} FROM "{schema.name}"{where} ORDER BY {order}',
-                                params).df()
+            try:
+                frame = con.execute(f'SELECT {cols} FROM "{schema.name}"{where} ORDER BY {order}', params).df()
+            except duckdb.BinderException:  # checked only on failure: a read that works costs nothing more
+                require_columns(schema, self._columns(con, schema.name))
+                raise
         return _typed(schema, frame)
 
     def write(self, schema: TableSchema, frame: pd.DataFrame, rebuild: Rebuild | None = None) -> int:
@@ -122,6 +144,8 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(create_table_sql(schema))
+                for column in missing_columns(schema, self._columns(con, schema.name)):
+                    con.execute(add_column_sql(schema.name, column))
                 con.register("staged", frame)
                 con.execute(f'DELETE FROM "{schema.name}" WHERE {superseded}')
                 con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')

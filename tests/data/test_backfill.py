@@ -14,7 +14,7 @@ import pytest
 
 import settings
 from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA
-from features.backfill import backfill, month_chunks
+from features.backfill import INPUT_STEPS, backfill, month_chunks
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 from tests.conftest import SEASON_2024_25, write_csv
 from warehouse import Warehouse, connect
@@ -94,7 +94,8 @@ def test_killed_backfill_finishes_on_rerun_with_the_same_result(tmp_path: Path) 
 
     proc = _cli(url)
     seen = b""
-    while b"| 2/" not in seen:  # the progress bar says two months are committed: kill it there
+    two_months = f"| {len(INPUT_STEPS) + 2}/".encode()  # the bar's steps: reading inputs, features, then months
+    while two_months not in seen:  # the progress bar says two months are committed: kill it there
         chunk = os.read(proc.stderr.fileno(), 4096)
         assert chunk, f"backfill ended before the kill point: {seen[-500:]!r}"
         seen += chunk

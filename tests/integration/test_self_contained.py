@@ -27,8 +27,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from contracts import PRODUCTION_ALIAS, SYSTEMS
-from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from serving.local import free_port
 from warehouse import connect
 

@@ -25,8 +25,8 @@ from mlflow.tracking import MlflowClient
 
 import settings
 from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE
-from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from registry.locks import promotion_lock
 from registry.promotion import PromotionError, history, production_version, promote, rollback
 from serving.local import free_port, running

@@ -13,8 +13,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, MOVING_AVERAGE, SYSTEMS
-from features.backfill import read_store
 from features.definitions import FEATURE_NAMES
+from features.store import read_store
 from registry import systems
 from registry.points_model import loaded_bundle
 from training.spec import load_spec
@@ -27,8 +27,10 @@ COMBINED = [s for s in SYSTEMS if systems.module(s).COMBINES]
 MEMBERS = [s for s in SYSTEMS if not systems.module(s).COMBINES]
 
 
-def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> None:
+def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict, small_store: str) -> None:
     client = MlflowClient()
+    actual = time_splits(read_store(connect(small_store)), end=dt.date(2025, 2, 15),
+                         test_start=dt.date(2025, 1, 1)).y("test")
     experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
     for system, result in trained_env["results"].items():
         run = client.get_run(result.run_id)
@@ -38,7 +40,8 @@ def test_every_system_has_a_run_with_the_contract_metrics(trained_env: dict) -> 
         assert run.data.tags["feature_version"] and run.data.tags["data_range"] == "2024-10-22..2025-02-13"
         assert run.data.tags["git_commit"]
         assert run.data.metrics["n_test"] == result.metrics["n_test"] > 5000
-        assert 0 <= run.data.metrics["test_within_3_pct"] <= 100
+        within_3 = 100 * np.mean(np.abs(actual - result.predictions["test"]) <= 3)
+        assert run.data.metrics["test_within_3_pct"] == pytest.approx(within_3) and 30 < within_3 < 60, system
     assert set(trained_env["results"]) == set(SYSTEMS)
 
 

@@ -22,12 +22,13 @@ from sqlglot import exp
 from contracts import BOX_SCORES_SCHEMA, PREDICTIONS_SCHEMA, PROP_LINES_SCHEMA, TableSchema
 from features.definitions import FEATURE_STORE_SCHEMA
 from warehouse import WarehouseError, connect
-from warehouse.base import Rebuild, _empty
-from warehouse.bigquery_backend import BigQueryWarehouse, parse_url, select_sql, write_script
+from warehouse.base import Rebuild, SchemaMismatch, _empty
+from warehouse.bigquery_backend import BigQueryWarehouse, bq_schema, parse_url, select_sql, write_script
 from warehouse.duckdb_backend import DuckDBWarehouse
 
 URL = "bigquery://proj-1/nba"
 SCHEMAS = (BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA, PREDICTIONS_SCHEMA)
+DECLARED = {s.name: s for s in (*SCHEMAS, FEATURE_STORE_SCHEMA)}
 
 
 def parse_bigquery(sql: str) -> list[exp.Expression]:
@@ -55,11 +56,14 @@ class FakeJob:
 
 
 class FakeClient:
-    """Records every call; tables in ``tables`` exist, the rest raise NotFound like BigQuery."""
+    """Records every call; tables in ``tables`` exist (with the fields in ``stored``, else those the code
+    declares), the rest raise NotFound like BigQuery."""
 
     def __init__(self, tables: tuple[str, ...] = (), query_jobs: list[FakeJob] | None = None,
-                 load_error: Exception | None = None) -> None:
-        self.tables = set(tables)
+                 load_error: Exception | None = None,
+                 stored: dict[str, list[bigquery.SchemaField]] | None = None) -> None:
+        self.tables = set(tables) | set(stored or {})
+        self.stored = dict(stored or {})
         self.query_jobs = list(query_jobs or [])
         self.load_error = load_error
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -71,15 +75,24 @@ class FakeClient:
         (found,) = [kw for n, kw in self.calls if n == name]
         return found
 
-    def get_table(self, table: str) -> object:
+    def get_table(self, table: str) -> bigquery.Table:
         self.calls.append(("get_table", {"table": table}))
         if table not in self.tables:
             raise NotFound(f"Not found: Table {table}")
-        return object()
+        return bigquery.Table(table, schema=self.stored.get(table) or bq_schema(DECLARED[table.split(".")[-1]]))
 
     def create_table(self, table: bigquery.Table, exists_ok: bool = False) -> bigquery.Table:
+        """Like the real client: with ``exists_ok`` an existing table comes back as stored."""
         self.calls.append(("create_table", {"table": table, "exists_ok": exists_ok}))
-        self.tables.add(f"{table.project}.{table.dataset_id}.{table.table_id}")
+        table_id = f"{table.project}.{table.dataset_id}.{table.table_id}"
+        if table_id in self.stored:
+            return bigquery.Table(table_id, schema=self.stored[table_id])
+        self.tables.add(table_id)
+        return table
+
+    def update_table(self, table: bigquery.Table, fields: list[str]) -> bigquery.Table:
+        self.calls.append(("update_table", {"table": table, "fields": fields}))
+        self.stored[f"{table.project}.{table.dataset_id}.{table.table_id}"] = list(table.schema)
         return table
 
     def load_table_from_dataframe(self, frame: pd.DataFrame, destination: str,
@@ -357,3 +370,32 @@ def test_duplicate_keys_fail_before_any_client_call(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(bigquery, "Client", no_client)
     with pytest.raises(WarehouseError, match="share a key"):
         BigQueryWarehouse(URL).write(BOX_SCORES_SCHEMA, rows)
+
+
+# --- a table stored before a column was declared ---------------------------------------------------
+
+OLDER_BOX_FIELDS = bq_schema(BOX_SCORES_SCHEMA)[:-1]  # stored before plus_minus was declared
+
+
+def test_a_write_adds_the_missing_column_as_nullable_before_loading() -> None:
+    table = "proj-1.nba.box_scores"
+    client = FakeClient(stored={table: OLDER_BOX_FIELDS})
+    assert BigQueryWarehouse(URL, client=client).write(BOX_SCORES_SCHEMA, box_rows(2)) == 2
+    assert client.names() == ["create_table", "update_table", "load", "query", "delete_table"]
+    update = client.call("update_table")
+    assert update["fields"] == ["schema"]
+    assert [(f.name, f.field_type, f.mode) for f in update["table"].schema] == [
+        *((f.name, f.field_type, f.mode) for f in OLDER_BOX_FIELDS), ("plus_minus", "INT64", "NULLABLE")]
+    assert update["table"].reference.path.endswith("/datasets/nba/tables/box_scores")
+
+    client.calls.clear()  # migrated: the next write goes straight to the load
+    BigQueryWarehouse(URL, client=client).write(BOX_SCORES_SCHEMA, box_rows(2))
+    assert client.names() == ["create_table", "load", "query", "delete_table"]
+
+
+def test_a_read_of_a_table_missing_a_declared_column_stops_before_querying() -> None:
+    client = FakeClient(stored={"proj-1.nba.box_scores": OLDER_BOX_FIELDS})
+    with pytest.raises(SchemaMismatch, match=r"^box_scores as stored lacks column\(s\) plus_minus, which this code "
+                                             r"declares: an older version wrote it$"):
+        BigQueryWarehouse(URL, client=client).read(BOX_SCORES_SCHEMA)
+    assert client.names() == ["get_table"]
