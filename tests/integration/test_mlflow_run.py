@@ -15,13 +15,14 @@ from contracts import PREDICTIONS_SCHEMA
 from warehouse import connect
 
 
-def mlflow_run(entry: str, env: dict, **params: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
+def mlflow_run(entry: str, env: dict, cwd: Path, **params: str) -> subprocess.CompletedProcess:
+    """``mlflow run`` of the repository from ``cwd``: the experiment MLflow creates for the entry run
+    keeps its artifacts under the working directory (``./mlruns``), so a test's must not be the checkout."""
+    command = [sys.executable, "-m", "mlflow", "run", str(settings.REPO_ROOT), "-e", entry, "--env-manager", "local",
                "--experiment-name", "entry-points"]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]
-    return subprocess.run(command, cwd=settings.REPO_ROOT, env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(command, cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
 
 
 def test_train_then_backtest_through_mlflow_run(small_store: str, tmp_path: Path) -> None:
@@ -30,9 +31,11 @@ def test_train_then_backtest_through_mlflow_run(small_store: str, tmp_path: Path
     env = {"WAREHOUSE_URL": f"duckdb:///{work}", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "MLFLOW_ARTIFACT_ROOT": (tmp_path / "artifacts").as_uri()}
     # empty defaults (start_date, test_start, ...) reach the CLI as "not given"
-    trained = mlflow_run("train", env, systems="moving_average", end_date="2025-01-31", test_start="2025-01-01")
+    trained = mlflow_run("train", env, tmp_path, systems="moving_average", end_date="2025-01-31",
+                         test_start="2025-01-01")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    backtest = mlflow_run("backtest", env, start_date="2025-01-01", end_date="2025-01-13", systems="moving_average")
+    backtest = mlflow_run("backtest", env, tmp_path, start_date="2025-01-01", end_date="2025-01-13",
+                          systems="moving_average")
     assert backtest.returncode == 0, backtest.stderr[-2000:]
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
