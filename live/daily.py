@@ -18,7 +18,6 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pandas as pd
@@ -89,7 +88,7 @@ class DayReport:
 
     date: dt.date
     steps: list[tuple[str, str]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     predicted: int = 0
 
@@ -102,10 +101,6 @@ class DayReport:
 
 
 # --- ingest and check ---------------------------------------------------------------------------
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def ingest(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, report: DayReport) -> None:
     """Results of every day from the last checked one to yesterday, and held days again; the checks
     decide which are written to ``box_scores``."""

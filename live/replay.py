@@ -28,6 +28,7 @@ from tqdm import tqdm
 import settings
 from contracts import (
     BOX_SCORES_SCHEMA,
+    DEFAULT_EXPERIMENT,
     GRADED,
     PREDICTION_GRADES_SCHEMA,
     PREDICTIONS_SCHEMA,
@@ -41,6 +42,7 @@ from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
 from sources.base import Sources
 from warehouse import Warehouse, connect
+from warehouse.ingest import InputError
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,9 @@ class ReplayConfig:
 
     def check(self) -> None:
         if self.start > self.end:
-            raise ValueError(f"start_date {self.start} is after end_date {self.end}")
+            raise InputError(f"start_date {self.start} is after end_date {self.end}")
         if self.retrain_every < 0:
-            raise ValueError(f"retrain_every is {self.retrain_every}; it must be 0 (never) or more days")
+            raise InputError(f"retrain_every is {self.retrain_every}; it must be 0 (never) or more days")
 
 
 @dataclass
@@ -126,7 +128,7 @@ def bootstrap(warehouse: Warehouse, sources: Sources, start: dt.date) -> str:
         return "warehouse already bootstrapped"
     box = sources.results.box_scores(dt.date(1900, 1, 1), start - dt.timedelta(days=1))
     if box.empty:
-        raise ValueError(f"no box scores before start_date {start}: nothing to learn from")
+        raise InputError(f"no box scores before start_date {start}: nothing to learn from")
     warehouse.write(BOX_SCORES_SCHEMA, box)
     features = build_features(box, warehouse.read(PROP_LINES_SCHEMA))
     warehouse.write(FEATURE_STORE_SCHEMA, features)
@@ -159,7 +161,24 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
                                       predict=day <= cfg.end, train_start=train_start)
                 report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
         summarize(warehouse, report)
+        log_report(report)
     return report
+
+
+def log_report(report: ReplayReport) -> None:
+    """The replay's figures as a run of the replay's own store (``replay START..END``): per system the
+    same keys the table prints, and the table itself."""
+    import mlflow
+
+    from registry.tracking import experiment_id_for
+
+    with mlflow.start_run(run_name=f"replay {report.start}..{report.end}",
+                          experiment_id=experiment_id_for(DEFAULT_EXPERIMENT)):
+        mlflow.set_tags({"kind": "replay", "window": f"{report.start}..{report.end}"})
+        mlflow.log_metrics({"coverage": report.coverage, "played": float(report.played),
+                            **{f"{system}.{key}": value for system, values in report.systems.items()
+                               for key, value in values.items() if value == value}})
+        mlflow.log_text(report.render(), "replay.md")
 
 
 # --- the figures a user gets --------------------------------------------------------------------
