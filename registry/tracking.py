@@ -10,6 +10,7 @@ import os
 import sys
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import settings
@@ -28,8 +29,15 @@ def experiment_id_for(name: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         local = mlflow.get_tracking_uri().startswith(("sqlite:", "file:", "/"))
-        return mlflow.create_experiment(name, artifact_location=settings.artifact_root() if local else None,
-                                        tags={EXPERIMENT_KIND_TAG: MACHINE_LEARNING})
+        try:
+            return mlflow.create_experiment(name, artifact_location=settings.artifact_root() if local else None,
+                                            tags={EXPERIMENT_KIND_TAG: MACHINE_LEARNING})
+        except MlflowException:
+            # another process (a second trainer sharing the study) created it between the look-up
+            # and the insert: use theirs
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                raise
     if EXPERIMENT_KIND_TAG not in experiment.tags:
         MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MACHINE_LEARNING)
     return experiment.experiment_id

@@ -58,14 +58,14 @@ def log_split(frame: pd.DataFrame, context: str, warehouse_url: str) -> None:
         dataset = mlflow.data.from_pandas(
             frame, source=WarehouseSource(warehouse_url, FEATURE_STORE, start, end), targets=TARGET,
             name=f"{FEATURE_STORE}@{FEATURE_VERSION}:{context}:{start}..{end}")
-    for attempt in range(LOG_INPUT_ATTEMPTS):
-        try:
-            mlflow.log_input(dataset, context=context)
-            return
-        except MlflowException:
-            # two runs of one experiment (processes sharing a study or a tracking server) insert the
-            # same dataset at once; the loser's insert breaks the unique key, and a second try finds
-            # the dataset there and only links it to the run
-            if attempt + 1 == LOG_INPUT_ATTEMPTS:
-                raise
-            time.sleep(0.2 * (attempt + 1))
+        for attempt in range(LOG_INPUT_ATTEMPTS):
+            try:
+                mlflow.log_input(dataset, context=context)
+                return
+            except MlflowException:
+                # two runs of one experiment (processes sharing a study or a tracking server) insert the
+                # same dataset at once; the loser's insert breaks the unique key, and a second try finds
+                # the dataset there and only links it to the run
+                if attempt + 1 == LOG_INPUT_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
