@@ -39,7 +39,11 @@ def experiment_id_for(name: str) -> str:
             if experiment is None:
                 raise
     if EXPERIMENT_KIND_TAG not in experiment.tags:
-        MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MACHINE_LEARNING)
+        try:
+            MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MACHINE_LEARNING)
+        except MlflowException:
+            if EXPERIMENT_KIND_TAG not in mlflow.get_experiment(experiment.experiment_id).tags:
+                raise  # not another process setting the same tag at the same moment
     return experiment.experiment_id
 
 
