@@ -319,8 +319,8 @@ def cmd_daily(args: argparse.Namespace) -> int:
     from warehouse import connect
 
     day = parse_date("date", args.date) or dt.date.today()
-    cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int) or 0),
-                      gate_days=int(_number("gate_days", args.gate_days, int) or 14),
+    cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int)),
+                      gate_days=int(_number("gate_days", args.gate_days, int)),
                       webhook_url=args.webhook_url or settings.alert_webhook_url())
     warehouse = connect()
     bus = bus_from_url(args.event_bus)
@@ -338,7 +338,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from live.retrain import retrain
 
     day = parse_date("date", args.date) or dt.date.today()
-    result = retrain(day, gate_days=int(_number("gate_days", args.gate_days, int) or 14),
+    result = retrain(day, gate_days=int(_number("gate_days", args.gate_days, int)),
                      train_start=parse_date("train_start", args.train_start))
     print(result.render())
     return 0
@@ -355,9 +355,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("replay needs both start_date and end_date (YYYY-MM-DD)")
     cfg = ReplayConfig(start, end, Path(args.home or settings.MLRUNS_DIR / "replay"),
                        from_options(args.results, args.lines, args.out_list),
-                       retrain_every=int(_number("retrain_every", args.retrain_every, int) or 0),
-                       gate_days=int(_number("gate_days", args.gate_days, int) or 14),
-                       train_years=int(_number("train_years", args.train_years, int) or 3))
+                       retrain_every=int(_number("retrain_every", args.retrain_every, int)),
+                       gate_days=int(_number("gate_days", args.gate_days, int)),
+                       train_years=int(_number("train_years", args.train_years, int)))
     report = replay(cfg, progress=args.progress)
     print(report.render())
     if args.output:

@@ -65,6 +65,10 @@ class ReplayConfig:
             raise InputError(f"start_date {self.start} is after end_date {self.end}")
         if self.retrain_every < 0:
             raise InputError(f"retrain_every is {self.retrain_every}; it must be 0 (never) or more days")
+        if self.train_years < 1:
+            raise InputError(f"train_years is {self.train_years}; it must be at least 1 season")
+        if self.gate_days < 1:
+            raise InputError(f"gate_days is {self.gate_days}; it must be at least 1")
 
 
 @dataclass
