@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import settings
 from contracts import DEFAULT_EXPERIMENT, SYSTEMS
+from markets import DEFAULT_MARKET, MARKET_NAMES
 
 # the platform's own loggers (its top-level packages); third-party ones stay at WARNING unless -v
 PLATFORM_LOGGERS = ("features", "live", "monitoring", "registry", "serving", "sources", "training", "warehouse")
@@ -107,13 +108,26 @@ def _systems(value: str) -> tuple[str, ...] | None:
     return tuple(s.strip() for s in value.split(",") if s.strip()) or None
 
 
+def _markets(value: str, default: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
+    """A ``--markets`` value (``all``, ``points,rebounds``); empty: ``default``. Checked before any import
+    of the heavy libraries, so a wrong name is refused at once."""
+    from markets import MarketError, parse_markets
+
+    try:
+        return parse_markets(value, default) if value.strip() else default
+    except MarketError as exc:
+        raise UsageError(f"markets: {exc}") from None
+
+
 def _spec(args: argparse.Namespace, **overrides: object):  # -> training.spec.RunSpec (imported late: --help)
     """The experiment spec named by ``--experiment``, with the options given on the command line in
     place of its values (an empty option, MLproject's default, keeps the spec's)."""
+    markets = _markets(args.markets)
     from training.spec import load_spec
 
     seed = _number("seed", args.seed, int) if args.seed else None
-    return load_spec(args.experiment).override(systems=_systems(args.systems), seed=seed, **overrides)
+    return load_spec(args.experiment).override(systems=_systems(args.systems), seed=seed, markets=markets,
+                                               **overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -132,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _experiment_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="experiments/default.yaml",
                    help="experiment spec (YAML) whose settings the other options override")
+    p.add_argument("--markets", default="", help="'all' or comma-separated, of " + ", ".join(MARKET_NAMES)
+                   + " (default: the spec's, points)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -170,8 +186,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                  backtest_end=parse_date("end_date", args.end_date))
     result = backtest(spec, experiment_name=args.experiment_name, progress=args.progress)
     print(f"backtest run {result.run_id}: {len(result.predictions)} predictions written")
-    for system, values in result.metrics.items():
-        print(f"  {system:<15} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
+    print(result.render())
     return 0
 
 
@@ -312,6 +327,7 @@ def _serving_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
+    markets = _markets(args.markets, MARKET_NAMES)
     from live.daily import DailyConfig, run_daily
     from live.worker import worker_for
     from serving.events import bus_from_url
@@ -321,7 +337,7 @@ def cmd_daily(args: argparse.Namespace) -> int:
     day = parse_date("date", args.date) or dt.date.today()
     cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int)),
                       gate_days=int(_number("gate_days", args.gate_days, int)),
-                      webhook_url=args.webhook_url or settings.alert_webhook_url())
+                      webhook_url=args.webhook_url or settings.alert_webhook_url(), markets=markets)
     warehouse = connect()
     bus = bus_from_url(args.event_bus)
     try:
@@ -335,11 +351,12 @@ def cmd_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    markets = _markets(args.markets, (DEFAULT_MARKET,))
     from live.retrain import retrain
 
     day = parse_date("date", args.date) or dt.date.today()
     result = retrain(day, gate_days=int(_number("gate_days", args.gate_days, int)),
-                     train_start=parse_date("train_start", args.train_start))
+                     train_start=parse_date("train_start", args.train_start), markets=markets)
     print(result.render())
     return 0
 
@@ -350,6 +367,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from live.replay import ReplayConfig, replay, write_result
     from sources import from_options
 
+    markets = _markets(args.markets, (DEFAULT_MARKET,))
     start, end = parse_date("start_date", args.start_date), parse_date("end_date", args.end_date)
     if start is None or end is None:
         raise UsageError("replay needs both start_date and end_date (YYYY-MM-DD)")
@@ -357,7 +375,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                        from_options(args.results, args.lines, args.out_list),
                        retrain_every=int(_number("retrain_every", args.retrain_every, int)),
                        gate_days=int(_number("gate_days", args.gate_days, int)),
-                       train_years=int(_number("train_years", args.train_years, int)))
+                       train_years=int(_number("train_years", args.train_years, int)), markets=markets)
     report = replay(cfg, progress=args.progress)
     print(report.render())
     if args.output:
@@ -366,6 +384,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _live_parsers(sub: argparse._SubParsersAction) -> None:
+    def markets(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument("--markets", default="", help="'all' or comma-separated, of " + ", ".join(MARKET_NAMES)
+                       + f" (default: {default})")
+
     def sources(p: argparse.ArgumentParser, results: str, lines: str) -> None:
         p.add_argument("--results", default=results,
                        help=f"'nba_api' (stats.nba.com), 'shipped' (data/nba) or a box-score CSV path/glob "
@@ -383,6 +405,7 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("daily", help="ingest, check, rebuild features, grade, retrain when due, predict tonight")
     p.add_argument("--date", default="", help="the evening to predict, YYYY-MM-DD (default: today)")
     sources(p, "nba_api", "none")
+    markets(p, "all")
     p.add_argument("--webhook-url", "--webhook_url", dest="webhook_url", default="",
                    help="POST alerts here as Slack-compatible JSON (default: ALERT_WEBHOOK_URL)")
     p.add_argument("--worker-url", "--worker_url", dest="worker_url", default="",
@@ -397,6 +420,7 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
                    help="the most recent game days the challengers are judged on (default: 14)")
     p.add_argument("--train-start", "--train_start", dest="train_start", default="",
                    help="first game date to fit on (default: all stored)")
+    markets(p, DEFAULT_MARKET)
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("replay", help="run the daily job over a past range, from what was known before it")
@@ -409,6 +433,7 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
                    help="seasons of history each retrain fits on (default: 3)")
     p.add_argument("--home", default="", help="the replay's own warehouse and MLflow store (default: mlruns/replay)")
     p.add_argument("--output", default="", help="write the figures as JSON here (default: none)")
+    markets(p, DEFAULT_MARKET)
     p.set_defaults(func=cmd_replay)
 
 

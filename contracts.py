@@ -14,8 +14,22 @@ PROP_LINES = "prop_lines"
 FEATURE_STORE = "ml_feature_store_v2"
 PREDICTIONS = "player_prop_predictions"
 
-FEATURE_VERSION = "v2.1"
-TARGET = "points"
+FEATURE_VERSION = "v3.0"  # v3: every market's features and outcomes (markets/)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature of the store: its name, what it describes, the window it looks back over and its
+    definition (the documentation table in docs/features.md is made from these). ``compute`` is set on a
+    market's own features, in the small vocabulary ``features/build.py`` evaluates:
+    ``("player_mean", column, window)``, ``("player_ratio", numerator, denominator, window)``,
+    ``("team_mean", column, window)`` or ``("opponent_mean", column, window)``."""
+
+    name: str
+    group: str
+    window: str
+    definition: str
+    compute: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,7 @@ class Column:
     name: str
     type: str  # one of: INT64, FLOAT64, STRING, DATE, BOOL, TIMESTAMP (BigQuery names; DuckDB maps them)
     nullable: bool = True
+    default: str | None = None  # the value rows stored before the column existed get (a key column added later)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,7 @@ PROP_LINES_SCHEMA = TableSchema(
         Column("game_date", "DATE", False),
         Column("player_id", "INT64", False),
         Column("player_name", "STRING", False),
+        Column("market", "STRING", False, default="points"),  # markets.MARKETS; rows from before markets are points
         Column("bookmaker", "STRING", False),
         Column("line", "FLOAT64", False),
         Column("over_price", "INT64"),
@@ -81,7 +97,7 @@ PROP_LINES_SCHEMA = TableSchema(
         Column("opponent", "STRING"),
         Column("commence_time", "TIMESTAMP"),
     ),
-    ("game_date", "player_id", "bookmaker"),
+    ("game_date", "player_id", "market", "bookmaker"),
 )
 
 PREDICTIONS_SCHEMA = TableSchema(
@@ -90,16 +106,20 @@ PREDICTIONS_SCHEMA = TableSchema(
         Column("game_date", "DATE", False),
         Column("game_id", "STRING", False),
         Column("player_id", "INT64", False),
+        Column("market", "STRING", False, default="points"),  # markets.MARKETS; rows from before markets are points
         Column("system", "STRING", False),
         Column("model_version", "STRING", False),
-        Column("predicted_points", "FLOAT64", False),
+        Column("predicted_points", "FLOAT64", False),  # the market's predicted outcome (named when points was all)
         Column("line", "FLOAT64"),
         Column("recommendation", "STRING", False),
         Column("p_over", "FLOAT64"),
+        Column("p_push", "FLOAT64"),  # P(outcome == line): a whole-number line can push
+        Column("p_under", "FLOAT64"),
+        Column("confidence", "FLOAT64"),  # P of the side called (0.5 .. 1); null on PASS or without a line
         Column("source", "STRING", False),
         Column("created_at", "TIMESTAMP", False),
     ),
-    ("game_date", "game_id", "player_id", "system", "model_version"),
+    ("game_date", "game_id", "player_id", "market", "system", "model_version"),
 )
 
 # --- live operation: the schedule, who is out, upstream checks, grades, monitoring, alerts ---------
@@ -152,6 +172,7 @@ PREDICTION_GRADES_SCHEMA = TableSchema(
         Column("game_date", "DATE", False),
         Column("game_id", "STRING", False),
         Column("player_id", "INT64", False),
+        Column("market", "STRING", False, default="points"),  # markets.MARKETS; rows from before markets are points
         Column("system", "STRING", False),
         Column("model_version", "STRING", False),
         Column("outcome", "STRING", False),  # graded | void (did not play)
@@ -164,7 +185,7 @@ PREDICTION_GRADES_SCHEMA = TableSchema(
         Column("p_over", "FLOAT64"),
         Column("graded_at", "TIMESTAMP", False),
     ),
-    ("game_date", "game_id", "player_id", "system", "model_version"),
+    ("game_date", "game_id", "player_id", "market", "system", "model_version"),
 )
 
 # long format: one value per (day, system, version, period, metric); data metrics use system "data"
@@ -172,6 +193,7 @@ MONITORING_SCHEMA = TableSchema(
     MONITORING,
     (
         Column("game_date", "DATE", False),
+        Column("market", "STRING", False, default="points"),  # markets.MARKETS; rows from before markets are points
         Column("system", "STRING", False),
         Column("model_version", "STRING", False),
         Column("period", "STRING", False),  # day | 7d | 30d
@@ -179,7 +201,7 @@ MONITORING_SCHEMA = TableSchema(
         Column("value", "FLOAT64"),
         Column("created_at", "TIMESTAMP", False),
     ),
-    ("game_date", "system", "model_version", "period", "metric"),
+    ("game_date", "market", "system", "model_version", "period", "metric"),
 )
 
 ALERTS_SCHEMA = TableSchema(
@@ -187,13 +209,14 @@ ALERTS_SCHEMA = TableSchema(
     (
         Column("game_date", "DATE", False),
         Column("rule", "STRING", False),
+        Column("market", "STRING", False, default="points"),  # markets.MARKETS; rows from before markets are points
         Column("system", "STRING", False),
         Column("value", "FLOAT64"),
         Column("threshold", "FLOAT64"),
         Column("message", "STRING", False),
         Column("created_at", "TIMESTAMP", False),
     ),
-    ("game_date", "rule", "system"),
+    ("game_date", "rule", "market", "system"),
 )
 
 # --- prediction systems -------------------------------------------------------------------------
@@ -216,7 +239,7 @@ METRIC_KEYS = (
     "train_mae", "val_mae", "test_mae", "val_rmse", "test_rmse", "val_within_3_pct",
     "test_within_3_pct", "train_val_gap", "n_train", "n_val", "n_test",
 )
-LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate")
+LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate", "test_brier", "test_ece")
 
 # --- live monitoring: values of prediction_grades, metrics of monitoring_metrics, alert rules -----
 GRADED, VOID = "graded", "void"  # prediction_grades.outcome
@@ -231,6 +254,7 @@ MONITORING_METRIC_KEYS = (
     *(f"{kind}_{name}" for name, _, _ in CONFIDENCE_BUCKETS for kind in ("hit_rate", "n_calls")),
 )
 DATA_SYSTEM = "data"  # monitoring_metrics.system of the input metrics; model_version is FEATURE_VERSION
+ALL_MARKETS = "all"  # their market: the store's features serve every market
 DATA_METRIC_KEYS = ("psi_max", "missing_input_share", "freshness_days", "n_feature_rows")  # + "psi.<feature>"
 ALERT_RULES = ("mae_above_test", "hit_rate_low", "drift", "day_missing", "stale_results")
 MONITORING_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-monitoring"

@@ -19,15 +19,17 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA, TARGET
+from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA
 from features.build import build_features
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from markets import DEFAULT_MARKET
 from warehouse import Warehouse
 from warehouse.base import Rebuild
 from warehouse.ingest import InputError, read_box_scores, read_lines
 
-# A rebuilt month supersedes the stored rows of its games and the played rows of its dates.
-REBUILD = Rebuild(group="game_id", settled=TARGET)
+# A rebuilt month supersedes the stored rows of its games and the played rows of its dates (a played
+# row has every market's outcome; the default market's column says so).
+REBUILD = Rebuild(group="game_id", settled=DEFAULT_MARKET)
 INPUT_STEPS = ("inputs", "features")  # the progress bar's steps before the months
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class BackfillSummary:
     rows_with_missing_inputs: int
     missing_by_feature: dict[str, int] = field(default_factory=dict)
     unmatched_line_names: list[str] = field(default_factory=list)
+    unknown_line_markets: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [f"backfill {self.start} .. {self.end}: {self.dates} game dates, {self.rows} player-games, "
@@ -50,6 +53,9 @@ class BackfillSummary:
             lines.append(f"  {len(self.unmatched_line_names)} line(s) not matched to a player: "
                          + ", ".join(self.unmatched_line_names[:10])
                          + (" ..." if len(self.unmatched_line_names) > 10 else ""))
+        if self.unknown_line_markets:
+            lines.append("  lines of markets the platform does not declare, left out: "
+                         + ", ".join(f"{k} ({n} rows)" for k, n in sorted(self.unknown_line_markets.items())))
         return "\n".join(lines)
 
 
@@ -125,4 +131,5 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
         rows_with_missing_inputs=int((features["missing_inputs"] > 0).sum()),
         missing_by_feature={k: int(v) for k, v in missing.items()},
         unmatched_line_names=line_result.unmatched if line_result else [],
+        unknown_line_markets=line_result.unknown_markets if line_result else {},
     )

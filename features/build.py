@@ -1,4 +1,4 @@
-"""Box scores (and optionally lines and an upcoming slate) → the 33 features of every player-game.
+"""Box scores (and optionally lines and an upcoming slate) → the features of every player-game, every market.
 
 Everything is vectorised over arrays sorted by (entity, date): a window over "the previous N games"
 is a difference of prefix sums, so the whole ten-season history builds in about a second. Each row
@@ -10,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from contracts import FEATURE_VERSION, TARGET
-from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from contracts import FEATURE_VERSION
+from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA, outcomes
+from markets import MARKETS
 
-_STATS = ("minutes", "points", "fga", "fg3a", "fta", "oreb", "tov", "plus_minus")
+_STATS = ("minutes", "points", "fgm", "fga", "fg3m", "fg3a", "fta", "oreb", "dreb", "reb", "ast", "tov",
+          "plus_minus")
+_TEAM_STATS = ("points", "fgm", "fga", "fg3m", "fg3a", "fta", "oreb", "reb", "ast", "tov")
 LEAGUE_DAYS = 30  # league-wide reference rates (pace, shot mix) use the previous 30 game dates
 
 
@@ -98,12 +101,16 @@ def team_games(games: pd.DataFrame) -> pd.DataFrame:
     """One row per team-game with the team's and its opponent's totals; unplayed games are null."""
     played = games.groupby(["game_id", "team"], sort=False)
     team = played[["game_date", "season", "opponent"]].first()
-    team = team.join(played[["points", "fga", "fg3a", "fta", "oreb", "tov"]].sum(min_count=1))
+    team = team.join(played[list(_TEAM_STATS)].sum(min_count=1))
     team = team.reset_index()
     team["poss"] = team["fga"] + 0.44 * team["fta"] - team["oreb"] + team["tov"]
-    opp = team[["game_id", "team", "points", "poss", "fga", "fg3a", "fta"]].rename(
+    team["missed"] = team["fga"] - team["fgm"]
+    opp = team[["game_id", "team", "poss", *_TEAM_STATS]].rename(
         columns=lambda c: c if c == "game_id" else f"opp_{c}")
     team = team.merge(opp, left_on=["game_id", "opponent"], right_on=["game_id", "opp_team"], how="left")
+    for stat in _TEAM_STATS:  # the team's totals as its players see them, and what it allowed its opponent
+        team[f"team_{stat}"] = team[stat]
+        team[f"allowed_{stat}"] = team[f"opp_{stat}"]
     team["pace"] = (team["poss"] + team["opp_poss"]) / 2
     team = team.sort_values(["team", "game_date", "game_id"], ignore_index=True)
     starts = _group_starts(team[["team"]])
@@ -112,7 +119,15 @@ def team_games(games: pd.DataFrame) -> pd.DataFrame:
     team["defensive_rating_last_10"] = 100 * _prior_ratio(team, "opp_points", "opp_poss", starts, 10)
     team["allowed_fg3a_share_last_10"] = _prior_ratio(team, "opp_fg3a", "opp_fga", starts, 10)
     team["allowed_ft_rate_last_10"] = _prior_ratio(team, "opp_fta", "opp_fga", starts, 10)
+    for feature in _market_features("team_mean", "opponent_mean"):
+        _, column, window = feature.compute
+        team[feature.name] = _prior_mean(team, column, starts, window)
     return team
+
+
+def _market_features(*kinds: str) -> list:
+    """The markets' own features computed by one of the ``compute`` kinds."""
+    return [f for m in MARKETS.values() for f in m.features if f.compute[0] in kinds]
 
 
 def league_reference(team: pd.DataFrame) -> pd.DataFrame:
@@ -211,6 +226,40 @@ def _decode(frame: pd.DataFrame, labels: dict[str, np.ndarray]) -> pd.DataFrame:
     return frame
 
 
+def _form_features(f: pd.DataFrame, name: str, player: np.ndarray, season: np.ndarray) -> dict[str, np.ndarray]:
+    """The market's form features (``features.definitions.LAYOUT``) from its outcome column ``name``."""
+    values = f[name].to_numpy(float)
+    total, count = _prior(values, player, 10)
+    squares, _ = _prior(values ** 2, player, 10)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (squares - total**2 / np.maximum(count, 1)) / np.maximum(count - 1, 1)
+    return {
+        f"{name}_avg_last_5": _prior_mean(f, name, player, 5),
+        f"{name}_avg_last_10": _prior_mean(f, name, player, 10),
+        f"{name}_avg_season": _prior_mean(f, name, season, None),
+        f"{name}_std_last_10": np.where(count >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan),
+        f"{name}_last_game": _prior_mean(f, name, player, 1),
+        f"{name}_ewm_10": _prior_ewm(values, player, span=10),
+        f"{name}_per_minute_last_10": _prior_ratio(f, name, "minutes", player, 10),
+    }
+
+
+def _with_lines(f: pd.DataFrame, lines: pd.DataFrame | None) -> pd.DataFrame:
+    """Each market's median line over books (posted before tip-off) and its gap to the recent form."""
+    if lines is not None and len(lines):
+        median = (lines.groupby(["game_date", "player_id", "market"])["line"].median().unstack("market")
+                  .reindex(columns=list(MARKETS)).rename(columns=lambda m: MARKETS[m].line_feature))
+        median = median.reset_index().assign(game_date=lambda d: _day_numbers(d["game_date"]),
+                                             player_id=lambda d: d["player_id"].astype(np.int64))
+        median.columns.name = None
+        f = f.merge(median, on=["game_date", "player_id"], how="left")
+    missing = {m.line_feature: np.nan for m in MARKETS.values() if m.line_feature not in f}
+    f = f.assign(**missing) if missing else f
+    gaps = {f"line_minus_{m.name}_avg_last_10": f[m.line_feature] - f[f"{m.name}_avg_last_10"]
+            for m in MARKETS.values()}
+    return pd.concat([f, pd.DataFrame(gaps, index=f.index)], axis=1)
+
+
 def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
                    slate: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
@@ -230,10 +279,13 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
 
     team = team_games(games)
     league = league_reference(team)
-    games = games.merge(team[["game_id", "team", "team_pace_last_10", "team_offensive_rating_last_10"]],
+    own = [f.name for f in _market_features("team_mean")]
+    games = games.merge(team[["game_id", "team", "team_pace_last_10", "team_offensive_rating_last_10", *own,
+                              *(f"team_{stat}" for stat in _TEAM_STATS)]],
                         on=["game_id", "team"], how="left")
+    theirs = [f.name for f in _market_features("opponent_mean")]
     opp = team[["game_id", "team", "team_pace_last_10", "defensive_rating_last_10",
-                "allowed_fg3a_share_last_10", "allowed_ft_rate_last_10"]].rename(columns={
+                "allowed_fg3a_share_last_10", "allowed_ft_rate_last_10", *theirs]].rename(columns={
         "team": "opponent", "team_pace_last_10": "opponent_pace_last_10",
         "defensive_rating_last_10": "opponent_team_defensive_rating"})
     games = games.merge(opp, on=["game_id", "opponent"], how="left")
@@ -246,20 +298,11 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
     f = games
     player = _group_starts(f[["player_id"]])
     season = _group_starts(f[["player_id", "season"]])
-    f["points_avg_last_5"] = _prior_mean(f, "points", player, 5)
-    f["points_avg_last_10"] = _prior_mean(f, "points", player, 10)
-    f["points_avg_season"] = _prior_mean(f, "points", season, None)
-    total, count = _prior(f["points"].to_numpy(float), player, 10)
-    squares, _ = _prior(f["points"].to_numpy(float) ** 2, player, 10)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = (squares - total**2 / np.maximum(count, 1)) / np.maximum(count - 1, 1)
-    f["points_std_last_10"] = np.where(count >= 2, np.sqrt(np.maximum(var, 0.0)), np.nan)
-    f["points_last_game"] = _prior_mean(f, "points", player, 1)
-    f["points_ewm_10"] = _prior_ewm(f["points"].to_numpy(float), player, span=10)
-
+    f = pd.concat([f.drop(columns=[m for m in MARKETS if m in f]), outcomes(f)], axis=1)  # points: the same
+    # the markets' features are many columns: built apart and joined at once (one insert each fragments)
+    per_market = {k: v for m in MARKETS.values() for k, v in _form_features(f, m.name, player, season).items()}
     f["minutes_avg_last_5"] = _prior_mean(f, "minutes", player, 5)
     f["minutes_avg_last_10"] = _prior_mean(f, "minutes", player, 10)
-    f["points_per_minute_last_10"] = _prior_ratio(f, "points", "minutes", player, 10)
     f["fga_avg_last_10"] = _prior_mean(f, "fga", player, 10)
     f["fg3a_avg_last_10"] = _prior_mean(f, "fg3a", player, 10)
     f["fta_avg_last_10"] = _prior_mean(f, "fta", player, 10)
@@ -292,23 +335,22 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         + ft_rate * (f["allowed_ft_rate_last_10"] - f["league_ft_rate"]))
 
     order = np.lexsort((f["game_id"], f["game_date"], f["opponent"], f["player_id"]))
-    meetings = f[["player_id", "opponent", "points"]].iloc[order]
-    vs_opponent = np.empty(len(f))
-    vs_opponent[order] = _prior_mean(meetings, "points", _group_starts(meetings[["player_id", "opponent"]]), 5)
-    f["points_avg_vs_opponent"] = vs_opponent
+    meetings = f[["player_id", "opponent", *MARKETS]].iloc[order]
+    meeting_starts = _group_starts(meetings[["player_id", "opponent"]])
+    for m in MARKETS.values():
+        vs_opponent = np.empty(len(f))
+        vs_opponent[order] = _prior_mean(meetings, m.name, meeting_starts, 5)
+        per_market[f"{m.name}_avg_vs_opponent"] = vs_opponent
+    for feature in _market_features("player_mean"):
+        _, column, window = feature.compute
+        per_market[feature.name] = _prior_mean(f, column, player, window)
+    for feature in _market_features("player_ratio"):
+        _, num, den, window = feature.compute
+        per_market[feature.name] = _prior_ratio(f, num, den, player, window)
 
-    if lines is not None and len(lines):
-        line = lines.groupby(["game_date", "player_id"])["line"].median().rename("vegas_points_line")
-        line = line.reset_index().assign(game_date=lambda d: _day_numbers(d["game_date"]),
-                                         player_id=lambda d: d["player_id"].astype(np.int64))
-        f = f.merge(line, on=["game_date", "player_id"], how="left")
-    else:
-        f["vegas_points_line"] = np.nan
-    f["line_minus_avg_last_10"] = f["vegas_points_line"] - f["points_avg_last_10"]
-
-    f[TARGET] = f["points"]
-    f["feature_version"] = FEATURE_VERSION
-    f["missing_inputs"] = f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64)
+    f = _with_lines(pd.concat([f, pd.DataFrame(per_market, index=f.index)], axis=1), lines)
+    f = f.assign(feature_version=FEATURE_VERSION,
+                 missing_inputs=f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64))
     out = _decode(f[FEATURE_STORE_SCHEMA.column_names], labels)
     out = out.sort_values(["game_date", "game_id", "player_id"], ignore_index=True)
     out["player_id"] = out["player_id"].astype("Int64")

@@ -1,7 +1,10 @@
-"""The 33 features of ``ml_feature_store_v2``: the one place where each is named and defined.
+"""The features of ``ml_feature_store_v2``: the one place where each is named and defined.
+
+Each market (``markets/``) reads the shared features (role, schedule, team, lineup), its form features
+(the same rules applied to its outcome: points' 33 features are the shared 23 and its 10) and its own.
 
 Every feature of a game on date D is computed from games before D, plus facts known before tip-off
-(home or away, rest, who is playing for each team that day, the points line). "Last N" windows count
+(home or away, rest, who is playing for each team that day, the posted lines). "Last N" windows count
 the player's (or the team's) previous N games across seasons; "season" windows restart each season.
 A feature whose input is missing (a debut, no line posted) is null, and the row's
 ``missing_inputs`` counts such nulls; nothing is filled with a constant.
@@ -9,34 +12,29 @@ A feature whose input is missing (a debut, no line posted) is null, and the row'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import pandas as pd
 
-from contracts import FEATURE_STORE, KEY_COLUMNS, PLAYER_GAME_COLUMNS, TARGET, Column, TableSchema
+from contracts import FEATURE_STORE, KEY_COLUMNS, PLAYER_GAME_COLUMNS, Column, Feature, TableSchema
+from markets import MARKETS, Market
 
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    group: str
-    window: str
-    definition: str
-
-
-FEATURES: tuple[Feature, ...] = (
-    # player scoring form
-    Feature("points_avg_last_5", "player", "last 5 games", "Mean points."),
-    Feature("points_avg_last_10", "player", "last 10 games", "Mean points."),
-    Feature("points_avg_season", "player", "season to date", "Mean points in this season's prior games."),
-    Feature("points_std_last_10", "player", "last 10 games", "Standard deviation of points (2+ games)."),
-    Feature("points_last_game", "player", "last game", "Points in the previous game."),
-    Feature("points_ewm_10", "player", "all prior games", "Exponentially weighted mean of points, span 10."),
-    Feature("points_avg_vs_opponent", "player", "last 5 games against this opponent",
-            "Mean points against today's opponent."),
+# The layout of a market's features: the shared ones, and its form features (``{m}`` is the market's
+# name, ``{label}`` its outcome in words), in the order the points features always had; each market's own
+# features follow. A form feature is the same rule applied to the market's outcome.
+LAYOUT: tuple[Feature, ...] = (
+    # player form in the market
+    Feature("{m}_avg_last_5", "player", "last 5 games", "Mean {label}."),
+    Feature("{m}_avg_last_10", "player", "last 10 games", "Mean {label}."),
+    Feature("{m}_avg_season", "player", "season to date", "Mean {label} in this season's prior games."),
+    Feature("{m}_std_last_10", "player", "last 10 games", "Standard deviation of {label} (2+ games)."),
+    Feature("{m}_last_game", "player", "last game", "{Label} in the previous game."),
+    Feature("{m}_ewm_10", "player", "all prior games", "Exponentially weighted mean of {label}, span 10."),
+    Feature("{m}_avg_vs_opponent", "player", "last 5 games against this opponent",
+            "Mean {label} against today's opponent."),
     # player role and volume
     Feature("minutes_avg_last_5", "player", "last 5 games", "Mean minutes."),
     Feature("minutes_avg_last_10", "player", "last 10 games", "Mean minutes."),
-    Feature("points_per_minute_last_10", "player", "last 10 games",
-            "Points divided by minutes, summed over the window."),
+    Feature("{m}_per_minute_last_10", "player", "last 10 games",
+            "{Label} divided by minutes, summed over the window."),
     Feature("fga_avg_last_10", "player", "last 10 games", "Mean field-goal attempts."),
     Feature("fg3a_avg_last_10", "player", "last 10 games", "Mean three-point attempts."),
     Feature("fta_avg_last_10", "player", "last 10 games", "Mean free-throw attempts."),
@@ -77,12 +75,44 @@ FEATURES: tuple[Feature, ...] = (
             "dates) plus player's "
             "FTA/FGA times (opponent's allowed FTA/FGA - league rate), times 100."),
     # market
-    Feature("vegas_points_line", "market", "posted before tip-off", "Median points line over books; null when none."),
-    Feature("line_minus_avg_last_10", "market", "posted before tip-off", "vegas_points_line - points_avg_last_10."),
+    Feature("vegas_{m}_line", "market", "posted before tip-off", "Median {label} line over books; null when none."),
+    Feature("line_minus_{m}_avg_last_10", "market", "posted before tip-off", "vegas_{m}_line - {m}_avg_last_10."),
 )
 
+
+def outcomes(box_scores: pd.DataFrame) -> pd.DataFrame:
+    """Each market's outcome of each row of ``box_scores``: the sum of its target columns (a column per
+    market, named after it; null where a stat is)."""
+    return pd.DataFrame({m.name: box_scores[list(m.target)].astype(float).sum(axis=1, min_count=len(m.target))
+                         for m in MARKETS.values()}, index=box_scores.index)
+
+
+def _of(template: Feature, market: Market) -> Feature:
+    label = market.label.lower()
+    fill = {"m": market.name, "label": label, "Label": label[:1].upper() + label[1:]}
+    return Feature(template.name.format(**fill), market.name, template.window, template.definition.format(**fill))
+
+
+SHARED: tuple[Feature, ...] = tuple(f for f in LAYOUT if "{m}" not in f.name)
+
+
+def market_features(market: Market) -> tuple[Feature, ...]:
+    """A market's model inputs: the layout filled in for it, then its own features."""
+    return (*(f if "{m}" not in f.name else _of(f, market) for f in LAYOUT), *market.features)
+
+
+def feature_names(market: Market) -> list[str]:
+    return [f.name for f in market_features(market)]
+
+
+# Every column of the store, each once: the shared features, then per market its form and its own.
+FEATURES: tuple[Feature, ...] = (*SHARED, *(f for m in MARKETS.values()
+                                            for f in market_features(m) if f not in SHARED))
+
+
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-assert len(FEATURE_NAMES) == 33 and len(set(FEATURE_NAMES)) == 33
+assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES), "two features share a name"
+assert len(feature_names(MARKETS["points"])) == 33
 
 # Whole-number features are still stored as FLOAT64: null is a legitimate value for all of them.
 FEATURE_STORE_SCHEMA = TableSchema(
@@ -90,7 +120,7 @@ FEATURE_STORE_SCHEMA = TableSchema(
     (
         *PLAYER_GAME_COLUMNS,
         *(Column(name, "FLOAT64") for name in FEATURE_NAMES),
-        Column(TARGET, "FLOAT64"),
+        *(Column(m.name, "FLOAT64") for m in MARKETS.values()),  # the outcome of each market
         Column("feature_version", "STRING", False),
         Column("missing_inputs", "INT64", False),
     ),
@@ -99,8 +129,11 @@ FEATURE_STORE_SCHEMA = TableSchema(
 
 
 def markdown_table() -> str:
-    """The feature list as it appears in docs/features.md (a test keeps the two in step)."""
-    rows = ["| # | feature | group | window | definition |", "|---|---|---|---|---|"]
-    rows += [f"| {i} | `{f.name}` | {f.group} | {f.window} | {f.definition} |"
+    """The feature list as it appears in docs/features.md (a test keeps the two in step): each feature
+    with the markets whose models read it."""
+    used_by = {f.name: [m.name for m in MARKETS.values() if f.name in feature_names(m)] for f in FEATURES}
+    rows = ["| # | feature | group | markets | window | definition |", "|---|---|---|---|---|---|"]
+    markets = {name: "all" if len(used) == len(MARKETS) else ", ".join(used) for name, used in used_by.items()}
+    rows += [f"| {i} | `{f.name}` | {f.group} | {markets[f.name]} | {f.window} | {f.definition} |"
              for i, f in enumerate(FEATURES, 1)]
     return "\n".join(rows) + "\n"

@@ -32,7 +32,6 @@ from contracts import (
     PREDICTIONS_SCHEMA,
     PROP_LINES_SCHEMA,
     SCHEDULE_SCHEMA,
-    TARGET,
     VOID,
 )
 from features.backfill import REBUILD
@@ -40,6 +39,7 @@ from features.build import build_features
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import SCHEDULE_ROSTER_GAMES, build_slate, season_of, slate_from_schedule
 from features.store import read_store
+from markets import DEFAULT_MARKET, MARKET_NAMES, market
 from monitoring.alerts import Thresholds, raise_alerts
 from monitoring.grading import grade_days
 from monitoring.metrics import DriftReference, drift_reference, record_data_metrics, record_model_metrics
@@ -68,6 +68,7 @@ class DailyConfig:
     now: dt.datetime | None = None  # the job's clock; default: the wall clock
     predict: bool = True  # False: only take in results and grade (a replay's closing day)
     train_start: dt.date | None = None  # first game date a retrain fits on; default all stored
+    markets: tuple[str, ...] = MARKET_NAMES  # predicted, graded, monitored and retrained
 
     def stamp(self) -> pd.Timestamp:
         stamp = pd.Timestamp(self.now or dt.datetime.now(dt.UTC))
@@ -145,7 +146,9 @@ def ingest_lines(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, repor
     lines = sources.lines.lines(cfg.date, history)
     if len(lines):
         warehouse.write(PROP_LINES_SCHEMA, lines[PROP_LINES_SCHEMA.column_names])
-    report.add("lines", f"{len(lines)} points line(s) for {cfg.date}")
+    per_market = lines.groupby("market").size() if len(lines) else pd.Series(dtype=int)
+    report.add("lines", f"{len(lines)} line(s) for {cfg.date}"
+               + (": " + ", ".join(f"{m} {n}" for m, n in per_market.items()) if len(per_market) else ""))
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -157,7 +160,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
     box = warehouse.read(BOX_SCORES_SCHEMA)
     store = read_store(warehouse, since, cfg.date)
     recent = box[box["game_date"] >= since].groupby("game_date").size()
-    played = store[store[TARGET].notna()].groupby("game_date").size()
+    played = store[store[DEFAULT_MARKET].notna()].groupby("game_date").size()  # a played row has every outcome
     stale = [d for d, n in recent.items() if played.get(d, 0) != n]
     if not stale:
         report.add("features", "up to date")
@@ -197,7 +200,7 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
     if out is not None and len(out):
         warehouse.write(PLAYERS_OUT_SCHEMA, out[PLAYERS_OUT_SCHEMA.column_names])
     stored = read_store(warehouse, cfg.date, cfg.date)
-    if stored[TARGET].notna().any():  # a rerun of an evening whose results are in: too late to predict
+    if stored[DEFAULT_MARKET].notna().any():  # a rerun of an evening whose results are in: too late to predict
         report.add("slate", f"{cfg.date} has results already: nothing to predict")
         return
     if stored.empty:
@@ -208,25 +211,26 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
                             + (f" ({len(out)} ruled out by the injury report)" if out is not None else ""))
     else:
         report.add("slate", f"{len(schedule)} game(s), {len(stored)} players (built earlier)")
-    if _already_predicted(cfg.date, worker_url, warehouse):
+    if _already_predicted(cfg.date, worker_url, warehouse, cfg.markets):
         report.add("predict", f"{cfg.date}: every slate player already predicted by every served system")
         return
-    run = predict_date(cfg.date, worker_url, warehouse, source="daily", created_at=cfg.stamp())
+    run = predict_date(cfg.date, worker_url, warehouse, source="daily", created_at=cfg.stamp(), markets=cfg.markets)
     report.predicted = run.written
     report.add("predict", run.render())
     if not run.ok:
         raise RuntimeError(f"predictions for {cfg.date} incomplete: " + "; ".join(run.failed_batches))
 
 
-def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse) -> bool:
+def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse, markets: tuple[str, ...]) -> bool:
     """Whether every feature row of ``day`` already has a prediction from each system the worker
-    serves, so a rerun of the evening (or of a whole replay) writes nothing, even after a later
-    promotion."""
-    served = httpx.get(f"{worker_url}/", timeout=30.0).json()["systems"]
+    serves in each of ``markets``, so a rerun of the evening (or of a whole replay) writes nothing,
+    even after a later promotion."""
+    served = httpx.get(f"{worker_url}/", timeout=30.0).json()["markets"]
+    wanted = [(m, s) for m in markets for s in served.get(m, {})]
     rows = read_store(warehouse, day, day)
     done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
-    have = set(zip(done["player_id"], done["system"], strict=True))
-    return bool(served) and all((p, s) in have for p in rows["player_id"] for s in served)
+    have = set(zip(done["player_id"], done["market"], done["system"], strict=True))
+    return bool(wanted) and all((p, m, s) in have for p in rows["player_id"] for m, s in wanted)
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -235,7 +239,7 @@ def _drift_reference(warehouse_url: str, season_start: dt.date) -> DriftReferenc
     """The training data's feature distribution: the three seasons before the current one."""
     rows = read_store(connect(warehouse_url), season_start - dt.timedelta(days=3 * 365),
                       season_start - dt.timedelta(days=1))
-    return drift_reference(rows[rows[TARGET].notna()])
+    return drift_reference(rows[rows[DEFAULT_MARKET].notna()])
 
 
 def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
@@ -258,9 +262,10 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     log_days(warehouse, min([*days, cfg.date]), cfg.date)
     metrics = pd.concat([*rows, data_rows], ignore_index=True)
     client = registry_client()
-    test_mae = {(s, v): mae for s, v in metrics.loc[metrics["system"] != DATA_SYSTEM, ["system", "model_version"]]
-                .drop_duplicates().itertuples(index=False)
-                if (mae := registered_test_mae(client, s, v)) is not None}
+    served = metrics.loc[metrics["system"] != DATA_SYSTEM, ["market", "system", "model_version"]].drop_duplicates()
+    names = {(m, s): market(m).registered_name(s) for m, s in zip(served["market"], served["system"], strict=True)}
+    test_mae = {(names[m, s], v): mae for m, s, v in served.itertuples(index=False)
+                if (mae := registered_test_mae(client, names[m, s], v)) is not None}
     outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url, cfg.stamp())
     report.alerts = [a.line() for a in outcome.alerts]
     report.add("alerts", "none" if not outcome.alerts else "; ".join(report.alerts)
@@ -270,7 +275,7 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
 
 def _monitor_line(day: dt.date, rows: pd.DataFrame) -> str:
     day_rows = rows[(rows["period"] == "day") & (rows["metric"] == "mae")].dropna(subset=["value"])
-    parts = [f"{r.system} v{r.model_version} MAE {r.value:.2f}" for r in day_rows.itertuples()]
+    parts = [f"{r.market} {r.system} v{r.model_version} MAE {r.value:.2f}" for r in day_rows.itertuples()]
     return f"{day}: " + (", ".join(parts) if parts else "no graded predictions")
 
 
@@ -286,7 +291,8 @@ def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, repor
     if last is not None and (cfg.date - last).days < cfg.retrain_every:
         report.add("retrain", f"not due: last retrain {last}")
         return
-    result = retrain(cfg.date, gate_days=cfg.gate_days, warehouse=warehouse, train_start=cfg.train_start)
+    result = retrain(cfg.date, gate_days=cfg.gate_days, warehouse=warehouse, train_start=cfg.train_start,
+                     markets=cfg.markets)
     if result.promoted:
         worker.reload()
     report.add("retrain", result.render())

@@ -33,13 +33,13 @@ from contracts import (
     PREDICTION_GRADES_SCHEMA,
     PREDICTIONS_SCHEMA,
     PROP_LINES_SCHEMA,
-    TARGET,
     VOID,
 )
 from features.build import build_features
-from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from features.definitions import FEATURE_STORE_SCHEMA, feature_names
 from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
+from markets import DEFAULT_MARKET, MARKETS, registered
 from sources.base import Sources
 from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
@@ -59,6 +59,7 @@ class ReplayConfig:
     gate_days: int = 14
     train_years: int = 3  # seasons of history each retrain fits on (speed; older seasons add little)
     webhook_url: str | None = None
+    markets: tuple[str, ...] = (DEFAULT_MARKET,)  # points by default, so the figure stays comparable
 
     def check(self) -> None:
         if self.start > self.end:
@@ -154,15 +155,17 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
         warehouse = connect(url)
         log.info(bootstrap(warehouse, cfg.sources, cfg.start))
         train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
-        if production_version(registry_client(), "moving_average") is None:
-            log.info(retrain(cfg.start, cfg.gate_days, warehouse, train_start=train_start).render())
+        baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
+        if any(production_version(registry_client(), name) is None for name in baselines):
+            log.info(retrain(cfg.start, cfg.gate_days, warehouse, train_start=train_start,
+                             markets=cfg.markets).render())
         with worker_for(warehouse) as worker:
             days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 2)]
             for day in tqdm(days, desc="replay", unit="day", disable=not progress):
                 # the day after the range only takes in the last results and grades them
                 day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
                                       gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
-                                      predict=day <= cfg.end, train_start=train_start)
+                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets)
                 report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
         summarize(warehouse, report)
         log_report(report)
@@ -196,16 +199,18 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
     predictions = warehouse.read(PREDICTIONS_SCHEMA, date_range=window)
     box = warehouse.read(BOX_SCORES_SCHEMA, date_range=window)
     store = read_store(warehouse, *window)
-    played = store[store[TARGET].notna()]
+    played = store[store[DEFAULT_MARKET].notna()]
     report.played = len(box)
     slate_keys = set(zip(predictions["game_id"], predictions["player_id"], strict=True))
     on_slate = [k in slate_keys for k in zip(box["game_id"], box["player_id"], strict=True)]
     report.coverage = float(np.mean(on_slate)) if len(box) else float("nan")
     known = known_lineup_errors(predictions, grades, played)
+    grades = grades.assign(system=[MARKETS[m].registered_name(s)
+                                   for m, s in zip(grades["market"], grades["system"], strict=True)])
     for system, mine in grades.groupby("system"):
         graded = mine[mine["outcome"] == GRADED]
         calls = graded[graded["ou_result"].isin(["win", "loss"])]
-        priced = graded[graded["p_over"].notna() & (graded["ou_result"] != "push")]
+        priced = graded[graded["p_over"].notna() & (graded["actual_points"] != graded["line"])]  # a push: no truth
         over = (priced["actual_points"] > priced["line"]).astype(float)
         values = {
             "live_mae": float(graded["abs_error"].mean()),
@@ -229,15 +234,18 @@ def known_lineup_errors(predictions: pd.DataFrame, grades: pd.DataFrame,
 
     graded = set(zip(grades.loc[grades["outcome"] == GRADED, "game_id"],
                      grades.loc[grades["outcome"] == GRADED, "player_id"], strict=True))
-    served = predictions.drop_duplicates(["game_date", "system"])[["game_date", "system", "model_version"]]
+    names = [MARKETS[m].registered_name(s) for m, s in zip(predictions["market"], predictions["system"], strict=True)]
+    served = (predictions.assign(system=names).drop_duplicates(["game_date", "system"])
+              [["game_date", "system", "model_version"]])
     errors: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for (system, version), days in served.groupby(["system", "model_version"]):
+        market = registered(system)[0]
         rows = played[played["game_date"].isin(set(days["game_date"]))]
         if rows.empty:
             continue
         model = mlflow.pyfunc.load_model(f"models:/{system}/{version}")
-        predicted = np.asarray(model.predict(rows[list(FEATURE_NAMES)].astype(float).reset_index(drop=True)), float)
-        error = np.abs(rows[TARGET].to_numpy(float) - predicted)
+        predicted = np.asarray(model.predict(rows[feature_names(market)].astype(float).reset_index(drop=True)), float)
+        error = np.abs(rows[market.name].to_numpy(float) - predicted)
         was_graded = np.array([k in graded for k in zip(rows["game_id"], rows["player_id"], strict=True)])
         errors.setdefault(str(system), []).append((error, was_graded))
     out = {}

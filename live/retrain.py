@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 
 from contracts import BOX_SCORES_SCHEMA, SYSTEMS
+from markets import DEFAULT_MARKET, MARKETS
 from registry.promotion import Decision, promote, registry_client
 from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
@@ -47,7 +48,7 @@ def last_retrain() -> dt.date | None:
     a version trained by hand counts from the day after its data ends. None before any training."""
     client = registry_client()
     days = []
-    for system in SYSTEMS:
+    for system in (m.registered_name(s) for m in MARKETS.values() for s in SYSTEMS):
         try:
             versions = client.search_model_versions(f"name = '{system}'", order_by=["version_number DESC"],
                                                     max_results=1)
@@ -65,9 +66,11 @@ def last_retrain() -> dt.date | None:
 
 
 def retrain(as_of: dt.date, gate_days: int = GATE_DAYS, warehouse: Warehouse | None = None,
-            experiment: str | None = None, train_start: dt.date | None = None) -> RetrainResult:
-    """Train every system on the games before ``as_of`` (the last ``gate_days`` game days as the test
-    window) with the spec's fixed parameters, then run each challenger through the promotion gate."""
+            experiment: str | None = None, train_start: dt.date | None = None,
+            markets: tuple[str, ...] = (DEFAULT_MARKET,)) -> RetrainResult:
+    """Train every system of each of ``markets`` on the games before ``as_of`` (the last ``gate_days``
+    game days as the test window) with the spec's fixed parameters, then run each challenger through
+    the promotion gate of its market."""
     from training.train import train_for_retrain
 
     if gate_days < 1:
@@ -79,12 +82,12 @@ def retrain(as_of: dt.date, gate_days: int = GATE_DAYS, warehouse: Warehouse | N
         raise InputError(f"only {len(days)} game day(s) in the year before {as_of}: a retrain needs more than "
                          f"gate_days ({gate_days})")
     results = train_for_retrain(end_date=days[-1], test_start=days[-gate_days], warehouse=warehouse,
-                                experiment=experiment, start_date=train_start)
+                                experiment=experiment, start_date=train_start, markets=markets)
     outcome = RetrainResult(as_of, {s: r.version for s, r in results.items()})
     client = registry_client()
     for system, result in results.items():
         client.set_model_version_tag(system, result.version, RETRAINED_AS_OF, str(as_of))
-    for system in results:  # the training order: baseline, members, ensemble
+    for system in results:  # the training order per market: baseline, members, ensemble
         outcome.decisions[system] = promote(system, results[system].version, warehouse=warehouse,
                                             reason=f"scheduled retrain as of {as_of}")
     return outcome

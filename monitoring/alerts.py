@@ -26,8 +26,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from contracts import ALERTS_SCHEMA, BOX_SCORES_SCHEMA, DATA_SYSTEM, PERIODS, SCHEDULE_SCHEMA
+from contracts import ALERTS_SCHEMA, ALL_MARKETS, BOX_SCORES_SCHEMA, DATA_SYSTEM, PERIODS, SCHEDULE_SCHEMA
 from features.slate import season_of
+from markets import market
 from monitoring.metrics import LOOKBACK_DAYS, worst_feature
 from monitoring.store import write_changed
 from warehouse import Warehouse
@@ -69,13 +70,15 @@ class Thresholds:
 class Alert:
     game_date: dt.date
     rule: str
+    market: str  # a market's name, or contracts.ALL_MARKETS for the data rules
     system: str
     value: float
     threshold: float
     message: str
 
     def line(self) -> str:
-        return f"{self.game_date} {self.rule} [{self.system}]: {self.message}"
+        where = self.system if self.market == ALL_MARKETS else f"{self.market} {self.system}"
+        return f"{self.game_date} {self.rule} [{where}]: {self.message}"
 
 
 @dataclass
@@ -86,38 +89,42 @@ class AlertOutcome:
 
 
 def _latest(metrics: pd.DataFrame, period: str, metric: str) -> pd.DataFrame:
-    """One row per system-version: its latest value of ``metric`` over ``period``."""
+    """One row per market's system-version: its latest value of ``metric`` over ``period``."""
     rows = metrics[(metrics["period"] == period) & (metrics["metric"] == metric)]
-    return rows.sort_values("game_date").drop_duplicates(["system", "model_version"], keep="last")
+    return rows.sort_values("game_date").drop_duplicates(SERIES, keep="last")
+
+
+SERIES = ["market", "system", "model_version"]
 
 
 def _model_values(metrics: pd.DataFrame, period: str, metric: str, count: str) -> pd.DataFrame:
-    values = _latest(metrics, period, metric)[["system", "model_version", "game_date", "value"]]
-    counts = _latest(metrics, period, count)[["system", "model_version", "value"]].rename(columns={"value": "n"})
-    joined = values.merge(counts, on=["system", "model_version"])
+    values = _latest(metrics, period, metric)[[*SERIES, "game_date", "value"]]
+    counts = _latest(metrics, period, count)[[*SERIES, "value"]].rename(columns={"value": "n"})
+    joined = values.merge(counts, on=SERIES)
     return joined[(joined["system"] != DATA_SYSTEM) & joined["value"].notna()]
 
 
 def _worst_per_system(candidates: list[tuple[float, Alert]]) -> list[Alert]:
-    """The ``alerts`` key has no version: of several versions of a system, keep the worst."""
-    worst: dict[str, tuple[float, Alert]] = {}
+    """The ``alerts`` key has no version: of several versions of a market's system, keep the worst."""
+    worst: dict[tuple[str, str], tuple[float, Alert]] = {}
     for excess, alert in candidates:
-        if alert.system not in worst or excess > worst[alert.system][0]:
-            worst[alert.system] = (excess, alert)
+        key = (alert.market, alert.system)
+        if key not in worst or excess > worst[key][0]:
+            worst[key] = (excess, alert)
     return [alert for _, alert in worst.values()]
 
 
 def model_alerts(day: dt.date, metrics: pd.DataFrame, test_mae: Mapping[tuple[str, str], float],
                  limits: Thresholds) -> list[Alert]:
     """``mae_above_test`` and ``hit_rate_low`` over the latest model metrics in ``metrics``;
-    ``test_mae`` maps (system, model version) to the version's test MAE."""
+    ``test_mae`` maps (registered model name, model version) to the version's test MAE."""
     mae_candidates, hit_candidates = [], []
     for row in _model_values(metrics, "7d", "mae", "n_graded").itertuples(index=False):
-        reference = test_mae.get((row.system, str(row.model_version)))
+        reference = test_mae.get((market(row.market).registered_name(row.system), str(row.model_version)))
         if reference is None or row.n < limits.min_graded or row.value <= reference + limits.mae_margin:
             continue
         mae_candidates.append((row.value - reference, Alert(
-            day, "mae_above_test", row.system, row.value, reference + limits.mae_margin,
+            day, "mae_above_test", row.market, row.system, row.value, reference + limits.mae_margin,
             f"version {row.model_version}: 7-day MAE {row.value:.3f} to {row.game_date} over {row.n:.0f} "
             f"player-games, test MAE {reference:.3f} + margin {limits.mae_margin:g}")))
     period = limits.hit_rate_period
@@ -125,7 +132,7 @@ def model_alerts(day: dt.date, metrics: pd.DataFrame, test_mae: Mapping[tuple[st
         if row.n < limits.min_calls or row.value >= limits.min_hit_rate:
             continue
         hit_candidates.append((limits.min_hit_rate - row.value, Alert(
-            day, "hit_rate_low", row.system, row.value, limits.min_hit_rate,
+            day, "hit_rate_low", row.market, row.system, row.value, limits.min_hit_rate,
             f"version {row.model_version}: hit rate {row.value:.1f}% over {row.n:.0f} calls ({period} to "
             f"{row.game_date}), below {limits.min_hit_rate:g}%")))
     return _worst_per_system(mae_candidates) + _worst_per_system(hit_candidates)
@@ -139,18 +146,18 @@ def data_alerts(day: dt.date, metrics: pd.DataFrame, missing: list[dt.date], lim
     for value, on in zip(psi_max["value"], psi_max["game_date"], strict=True):
         if value > limits.max_psi:
             feature = worst_feature(data[data["game_date"] == on])
-            alerts.append(Alert(day, "drift", DATA_SYSTEM, value, limits.max_psi,
+            alerts.append(Alert(day, "drift", ALL_MARKETS, DATA_SYSTEM, value, limits.max_psi,
                                 f"feature rows of {on}: largest PSI {value:.3f} ({feature}) above {limits.max_psi:g}"))
     freshness = data[data["metric"] == "freshness_days"].tail(1)
     for value, on in zip(freshness["value"], freshness["game_date"], strict=True):
         latest = on - dt.timedelta(days=int(value))
         if value > limits.max_freshness_days and season_of(latest) == season_of(on):
-            alerts.append(Alert(day, "stale_results", DATA_SYSTEM, value, float(limits.max_freshness_days),
+            alerts.append(Alert(day, "stale_results", ALL_MARKETS, DATA_SYSTEM, value, float(limits.max_freshness_days),
                                 f"latest results are from {latest}, {value:.0f} days before {on}"))
     if missing:
         shown = ", ".join(str(d) for d in missing[:MISSING_DAYS_SHOWN])
         more = f" and {len(missing) - MISSING_DAYS_SHOWN} more" if len(missing) > MISSING_DAYS_SHOWN else ""
-        alerts.append(Alert(day, "day_missing", DATA_SYSTEM, float(len(missing)), 0.0,
+        alerts.append(Alert(day, "day_missing", ALL_MARKETS, DATA_SYSTEM, float(len(missing)), 0.0,
                             f"no results ingested for scheduled game day(s) {shown}{more}"))
     return alerts
 
@@ -204,8 +211,8 @@ def raise_alerts(warehouse: Warehouse, day: dt.date, metrics: pd.DataFrame,
     ingested = warehouse.read(BOX_SCORES_SCHEMA, date_range=season)["game_date"]
     alerts = evaluate(day, metrics, test_mae, missing_game_days(scheduled, ingested, day), limits)
     stored = warehouse.read(ALERTS_SCHEMA, date_range=(day, day))
-    known = set(zip(stored["rule"], stored["system"], strict=True))
-    fresh = [a for a in alerts if (a.rule, a.system) not in known]
+    known = set(zip(stored["rule"], stored["market"], stored["system"], strict=True))
+    fresh = [a for a in alerts if (a.rule, a.market, a.system) not in known]
     write_changed(warehouse, ALERTS_SCHEMA, alert_rows(alerts, now), stamp="created_at")
     error = post_webhook(fresh, webhook_url) if webhook_url and fresh else None
     return AlertOutcome(alerts, len(fresh) if webhook_url and not error else 0, error)

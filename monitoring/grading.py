@@ -26,6 +26,7 @@ from contracts import (
     VOID,
     WIN,
 )
+from features.definitions import outcomes
 from monitoring.store import write_changed
 from warehouse import Warehouse
 
@@ -51,13 +52,15 @@ def grade(predictions: pd.DataFrame, box_scores: pd.DataFrame, games_with_result
     ``box_scores`` must hold every player row of those games (a missing row means did not play).
     """
     finished = predictions[predictions["game_id"].isin(set(games_with_results))].reset_index(drop=True)
-    points = (box_scores[["game_id", "player_id", "points"]].drop_duplicates(["game_id", "player_id"])
-              .astype({"player_id": "int64", "points": "float64"}))
-    rows = finished.astype({"player_id": "int64"}).merge(points, on=["game_id", "player_id"], how="left")
-    actual = rows["points"].to_numpy(float)
+    played = box_scores.drop_duplicates(["game_id", "player_id"])
+    actuals = (pd.concat([played[["game_id", "player_id"]], outcomes(played)], axis=1)
+               .melt(id_vars=["game_id", "player_id"], var_name="market", value_name="actual")
+               .astype({"player_id": "int64", "actual": "float64"}))
+    rows = finished.astype({"player_id": "int64"}).merge(actuals, on=["game_id", "player_id", "market"], how="left")
+    actual = rows["actual"].to_numpy(float)
     predicted = rows["predicted_points"].to_numpy(float)
     return pd.DataFrame({
-        **{col: rows[col] for col in ("game_date", "game_id", "player_id", "system", "model_version")},
+        **{col: rows[col] for col in ("game_date", "game_id", "player_id", "market", "system", "model_version")},
         "outcome": np.where(np.isnan(actual), VOID, GRADED),
         "predicted_points": predicted,
         "actual_points": actual,

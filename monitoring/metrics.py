@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from contracts import (
+    ALL_MARKETS,
     BOX_SCORES_SCHEMA,
     CONFIDENCE_BUCKETS,
     DATA_SYSTEM,
@@ -89,10 +90,10 @@ def group_metrics(grades: pd.DataFrame) -> dict[str, float]:
     return {key: out[key] for key in MONITORING_METRIC_KEYS}
 
 
-def _long_rows(day: dt.date, system: str, version: str, period: str, values: dict[str, float],
+def _long_rows(day: dt.date, market: str, system: str, version: str, period: str, values: dict[str, float],
                created_at: pd.Timestamp) -> list[dict]:
-    return [{"game_date": day, "system": system, "model_version": version, "period": period, "metric": metric,
-             "value": float(value), "created_at": created_at} for metric, value in values.items()]
+    return [{"game_date": day, "market": market, "system": system, "model_version": version, "period": period,
+             "metric": metric, "value": float(value), "created_at": created_at} for metric, value in values.items()]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -104,14 +105,14 @@ def _now() -> pd.Timestamp:
 
 
 def model_metrics(grades: pd.DataFrame, day: dt.date, created_at: pd.Timestamp | None = None) -> pd.DataFrame:
-    """``monitoring_metrics`` rows of ``day`` for every system-version graded in each period;
+    """``monitoring_metrics`` rows of ``day`` for every market's system-version graded in each period;
     ``grades`` must cover the 30 days ending on ``day``."""
     created_at = created_at or _now()
     rows: list[dict] = []
     for period, days in PERIODS.items():
         window = grades[(grades["game_date"] > day - dt.timedelta(days=days)) & (grades["game_date"] <= day)]
-        for (system, version), group in window.groupby(["system", "model_version"], sort=True):
-            rows += _long_rows(day, system, version, period, group_metrics(group), created_at)
+        for (market, system, version), group in window.groupby(["market", "system", "model_version"], sort=True):
+            rows += _long_rows(day, market, system, version, period, group_metrics(group), created_at)
     return _frame(rows)
 
 
@@ -190,8 +191,8 @@ def data_metrics(day: dt.date, features: pd.DataFrame, reference: DriftReference
         "n_feature_rows": float(len(today)),
     }
     created_at = created_at or _now()
-    return _frame(_long_rows(day, DATA_SYSTEM, FEATURE_VERSION, f"{DRIFT_DAYS}d", drift, created_at)
-                  + _long_rows(day, DATA_SYSTEM, FEATURE_VERSION, "day", inputs, created_at))
+    return _frame(_long_rows(day, ALL_MARKETS, DATA_SYSTEM, FEATURE_VERSION, f"{DRIFT_DAYS}d", drift, created_at)
+                  + _long_rows(day, ALL_MARKETS, DATA_SYSTEM, FEATURE_VERSION, "day", inputs, created_at))
 
 
 def worst_feature(metrics: pd.DataFrame) -> str | None:

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from contracts import (
+    ALL_MARKETS,
     BOX_SCORES_SCHEMA,
     DATA_SYSTEM,
     MONITORING_EXPERIMENT,
@@ -33,6 +34,7 @@ from contracts import (
     SCHEDULE_SCHEMA,
 )
 from features.slate import season_of
+from markets import market
 from monitoring import plots
 from registry.promotion import registry_client
 from registry.tracking import experiment_id_for
@@ -76,6 +78,16 @@ def season_run(client: MlflowClient, season: str, first_day: dt.date) -> tuple[s
     return run.info.run_id, first_day
 
 
+def by_model_name(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose ``system`` is the registered model's name (``rebounds.xgboost_v1``), so every series
+    (a key, a plot's line) is one market's system; data rows keep theirs."""
+    if rows.empty:
+        return rows
+    names = [s if m == ALL_MARKETS else market(m).registered_name(s)
+             for m, s in zip(rows["market"], rows["system"], strict=True)]
+    return rows.assign(system=names)
+
+
 def in_service(rows: pd.DataFrame) -> pd.DataFrame:
     """Model rows of the version in service each day per system: the one with the most
     player-games graded that day (then over 7 days), so a retrain switches the series over."""
@@ -109,7 +121,7 @@ def log_days(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowC
     """Log the stored monitoring metrics of ``start`` … ``end`` to their seasons' runs and redraw
     each season's plots; returns the run ids."""
     client = client or registry_client()
-    rows = warehouse.read(MONITORING_SCHEMA, date_range=(start, end))
+    rows = by_model_name(warehouse.read(MONITORING_SCHEMA, date_range=(start, end)))
     seasons = rows["game_date"].map(season_of)
     run_ids = []
     for season in sorted(set(seasons)):
@@ -120,9 +132,9 @@ def log_days(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowC
         for i in range(0, len(points), BATCH):
             client.log_batch(run_id, metrics=points[i:i + BATCH])
         last = max(season_rows["game_date"])
-        history = in_service(warehouse.read(MONITORING_SCHEMA, date_range=(first_day, last)))
+        history = in_service(by_model_name(warehouse.read(MONITORING_SCHEMA, date_range=(first_day, last))))
         _log_figure(client, run_id, plots.rolling_mae(history[history["metric"] == "mae"]), "rolling_mae")
-        grades = warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=(first_day, last))
+        grades = by_model_name(warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=(first_day, last)))
         _log_figure(client, run_id, plots.reliability(grades), "p_over_reliability")
         client.set_terminated(run_id)
         run_ids.append(run_id)

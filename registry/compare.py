@@ -12,7 +12,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from contracts import CATBOOST_V8, DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, SYSTEMS, XGBOOST_V1
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
+from markets import DEFAULT_MARKET, MARKETS
 from registry.promotion import (
     PromotionError,
     held_out_games,
@@ -61,15 +62,16 @@ def _cell(value: object) -> str:
 
 def versions_table(client: MlflowClient) -> pd.DataFrame:
     rows = []
-    for system in SYSTEMS:
+    for market, system in ((m, s) for m in MARKETS.values() for s in SYSTEMS):
+        name = market.registered_name(system)
         try:
-            versions = client.search_model_versions(f"name = '{system}'")
+            versions = client.search_model_versions(f"name = '{name}'")
         except MlflowException:
             continue
-        production = production_version(client, system)
+        production = production_version(client, name)
         for v in sorted(versions, key=lambda v: int(v.version)):
             metrics = client.get_run(v.run_id).data.metrics if v.run_id else {}
-            rows.append({"system": system, "version": int(v.version),
+            rows.append({"market": market.name, "system": system, "version": int(v.version),
                          "production": "yes" if str(v.version) == production else "",
                          **{k: float(metrics.get(k, np.nan)) for k in SHOWN}})
     return pd.DataFrame(rows)
@@ -89,7 +91,7 @@ def disagreement(client: MlflowClient, warehouse: Warehouse) -> dict[str, float]
     if xgb_version is None or cat_version is None:
         return {}
     rows, _, _ = held_out_games(client, XGBOOST_V1, xgb_version, warehouse)
-    x = rows[list(FEATURE_NAMES)].astype(float)
+    x = rows[feature_names(MARKETS[DEFAULT_MARKET])].astype(float)
     xgb = mlflow.pyfunc.load_model(f"models:/{XGBOOST_V1}/{xgb_version}").predict(x)
     cat = mlflow.pyfunc.load_model(f"models:/{CATBOOST_V8}/{cat_version}").predict(x)
     return {"xgboost_version": float(xgb_version), "catboost_version": float(cat_version), "games": float(len(rows)),

@@ -1,7 +1,8 @@
 """The one model format every prediction system is registered in.
 
-A system is saved as a *bundle*: a folder with ``meta.json`` (system, kind, feature list, the
-validation residual distribution) and its native model file; an ensemble's bundle holds its members'
+A system is saved as a *bundle*: a folder with ``meta.json`` (system, market, kind, feature list, the
+predictive distribution fitted on validation: ``registry/probability.py``) and its native model file;
+an ensemble's bundle holds its members'
 bundles. The bundle's kind names the system module (``registry/systems/``) that reads and runs it.
 MLflow stores the bundle as the artifact of a pyfunc ``PointsModel`` together with the code of this
 format (``model_code_paths``), so the registry, ``mlflow models serve`` and the worker load any
@@ -22,13 +23,12 @@ import numpy as np
 import pandas as pd
 
 import contracts
-from registry import systems
+from registry import probability, systems
 
 META = "meta.json"
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_model.py")
-QUANTILES = np.linspace(0.0, 1.0, 101)
 # what a logged model needs from this repository: the registry's format modules and the contracts
-FORMAT_MODULES = ("__init__.py", "points_model.py", "pyfunc_model.py")
+FORMAT_MODULES = ("__init__.py", "points_model.py", "pyfunc_model.py", "probability.py")
 
 
 @dataclass
@@ -68,12 +68,10 @@ class Bundle:
             x = x[:, [columns.index(f) for f in self.features]]
         return self.system.predict(self.model, x)
 
-    def p_over(self, predicted: np.ndarray, line: np.ndarray) -> np.ndarray:
-        """P(points > line), from the validation residuals (actual - predicted) of this system."""
-        quantiles = np.asarray(self.meta["residual_quantiles"])
-        needed = np.asarray(line, dtype=float) - np.asarray(predicted, dtype=float)
-        below = np.interp(needed, quantiles, QUANTILES, left=0.0, right=1.0)
-        return 1.0 - below
+    def probabilities(self, predicted: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P(over), P(push), P(under)) of each line around the predictions, from the distribution this
+        system's validation rows fitted; NaN where there is no line."""
+        return probability.probabilities(self.meta["probability"], predicted, line)
 
     def save(self, folder: Path) -> None:
         """Write the bundle (its members in sub-folders named after them) so ``load_bundle`` reads it back."""
@@ -82,10 +80,6 @@ class Bundle:
         write_meta(folder, self.meta)
         for name, member in self.members.items():
             member.save(folder / name)
-
-
-def residual_quantiles(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
-    return np.quantile(np.asarray(actual, float) - np.asarray(predicted, float), QUANTILES).tolist()
 
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
@@ -124,5 +118,5 @@ class PointsModel(mlflow.pyfunc.PythonModel):
 
 
 def loaded_bundle(model: mlflow.pyfunc.PyFuncModel) -> Bundle:
-    """The bundle inside a pyfunc loaded from the registry (for p_over and metadata)."""
+    """The bundle inside a pyfunc loaded from the registry (for its probabilities and metadata)."""
     return model.unwrap_python_model().bundle

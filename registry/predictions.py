@@ -6,27 +6,33 @@ import numpy as np
 import pandas as pd
 
 from contracts import PREDICTIONS_SCHEMA
+from registry.probability import decide
+
+PRICE_COLUMNS = ("line", "recommendation", "p_over", "p_push", "p_under", "confidence")
 
 
-def recommendation(predicted: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """OVER when the prediction is above the line, UNDER below, PASS when equal or no line."""
-    predicted, line = np.asarray(predicted, float), np.asarray(line, float)
-    return np.where(np.isnan(line) | (predicted == line), "PASS", np.where(predicted > line, "OVER", "UNDER"))
+def priced(probabilities: tuple[np.ndarray, np.ndarray, np.ndarray], line: np.ndarray) -> dict[str, np.ndarray]:
+    """The call on each line and its probabilities: the call is derived from the probabilities
+    (``registry.probability.decide``), so it never contradicts them; PASS and nulls without a line."""
+    line = np.asarray(line, float)
+    p_over, p_push, p_under = (np.round(np.asarray(p, float), 4) for p in probabilities)
+    call, confidence = decide(p_over, p_under)
+    none = np.isnan(line)
+    return {"line": line, "recommendation": np.where(none, "PASS", call).astype(object),
+            "p_over": np.where(none, np.nan, p_over), "p_push": np.where(none, np.nan, p_push),
+            "p_under": np.where(none, np.nan, p_under), "confidence": np.where(none, np.nan, confidence)}
 
 
-def prediction_rows(features: pd.DataFrame, system: str, model_version: str, predicted: np.ndarray,
-                    p_over: np.ndarray, source: str, created_at: pd.Timestamp | None = None) -> pd.DataFrame:
-    """``features`` supplies the keys and ``vegas_points_line``; ``p_over`` is null where no line.
+def prediction_rows(features: pd.DataFrame, market: str, system: str, model_version: str, predicted: np.ndarray,
+                    prices: dict[str, np.ndarray], source: str,
+                    created_at: pd.Timestamp | None = None) -> pd.DataFrame:
+    """``features`` supplies the keys; ``prices`` the line and what :func:`priced` derives from it.
     ``created_at`` is the writer's clock (a season replay passes the simulated evening, so reruns
     write identical rows); default now."""
-    line = features["vegas_points_line"].to_numpy(float)
     return pd.DataFrame({
         "game_date": features["game_date"].to_numpy(), "game_id": features["game_id"].to_numpy(),
-        "player_id": features["player_id"].astype("int64").to_numpy(), "system": system,
+        "player_id": features["player_id"].astype("int64").to_numpy(), "market": market, "system": system,
         "model_version": str(model_version), "predicted_points": np.round(np.asarray(predicted, float), 3),
-        "line": line, "recommendation": recommendation(predicted, line),
-        "p_over": np.where(np.isnan(line), np.nan, np.round(np.asarray(p_over, float), 4)),
+        **prices,
         "source": source, "created_at": created_at if created_at is not None else pd.Timestamp.now(tz="UTC").floor("s"),
     })[PREDICTIONS_SCHEMA.column_names]
-
-

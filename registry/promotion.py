@@ -29,9 +29,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import settings
-from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS, TARGET
-from features.definitions import FEATURE_NAMES
+from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS
+from features.definitions import feature_names
 from features.store import read_store
+from markets import MARKETS, registered
 from registry.gate import judge
 from registry.locks import LockError, promotion_lock, wait_seconds
 from warehouse import Warehouse, connect
@@ -89,8 +90,10 @@ def _registry_lock(system: str) -> Iterator[None]:
 
 
 def _check_system(system: str) -> None:
-    if system not in SYSTEMS:
-        raise PromotionError(f"system is {system!r}; known systems are {', '.join(SYSTEMS)}")
+    if registered(system)[1] not in SYSTEMS:
+        points = ", ".join(SYSTEMS)
+        others = ", ".join(f"{m.registered_prefix}<system>" for m in MARKETS.values() if m.registered_prefix)
+        raise PromotionError(f"system is {system!r}; known systems are {points} (points) and {others}")
 
 
 def production_version(client: MlflowClient, system: str) -> str | None:
@@ -230,7 +233,7 @@ def held_out_games(client: MlflowClient, system: str, version: str, warehouse: W
     start = dt.date.fromisoformat(tags["test_start"])
     end = dt.date.fromisoformat(tags["data_range"].split("..")[1])
     rows = read_store(warehouse, start, end)
-    rows = rows[rows[TARGET].notna()].reset_index(drop=True)
+    rows = rows[rows[registered(system)[0].name].notna()].reset_index(drop=True)
     if rows.empty:
         raise PromotionError(f"the feature store has no played games in {system} v{version}'s test window "
                              f"{start} .. {end}: run backfill for it first")
@@ -238,9 +241,10 @@ def held_out_games(client: MlflowClient, system: str, version: str, warehouse: W
 
 
 def _errors(system: str, version: str, rows) -> np.ndarray:
+    market = registered(system)[0]
     model = mlflow.pyfunc.load_model(f"models:/{system}/{version}")
-    predicted = np.asarray(model.predict(rows[list(FEATURE_NAMES)].astype(float)), dtype=float)
-    return np.abs(rows[TARGET].to_numpy(float) - predicted)
+    predicted = np.asarray(model.predict(rows[feature_names(market)].astype(float)), dtype=float)
+    return np.abs(rows[market.name].to_numpy(float) - predicted)
 
 
 def promote(system: str, version: str | None = None, min_improvement: float = 0.0, force: bool = False,
@@ -268,10 +272,11 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
         if champion is not None:
             baseline, baseline_name = champion, f"production v{champion}"
             baseline_err = _errors(system, champion, rows)
-        elif system != MOVING_AVERAGE:
-            baseline = resolve_version(client, MOVING_AVERAGE, production_version(client, MOVING_AVERAGE))
-            baseline_name = f"{MOVING_AVERAGE} v{baseline} (no champion yet)"
-            baseline_err = _errors(MOVING_AVERAGE, baseline, rows)
+        elif registered(system)[1] != MOVING_AVERAGE:
+            moving_average = registered(system)[0].registered_name(MOVING_AVERAGE)  # the same market's baseline
+            baseline = resolve_version(client, moving_average, production_version(client, moving_average))
+            baseline_name = f"{moving_average} v{baseline} (no champion yet)"
+            baseline_err = _errors(moving_average, baseline, rows)
         else:
             baseline, baseline_name, baseline_err = None, "nothing (the baseline itself)", None
 

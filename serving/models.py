@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 import settings
 from contracts import PRODUCTION_ALIAS, SYSTEMS
 from features.definitions import FEATURE_NAMES
+from markets import MARKETS, registered
 from registry.points_model import Bundle, loaded_bundle
 
 # the system whose number, over/under call and probability a prediction leads with, best first: the
@@ -31,12 +32,20 @@ LEAD_ORDER = tuple(reversed(SYSTEMS))
 
 @dataclass(frozen=True)
 class LoadedSystem:
-    name: str
+    name: str  # the registered model's name: the system, in a market's namespace (markets.Market.registered_name)
     version: str
     run_id: str
     loaded_at: str
     feature_version: str
     bundle: Bundle
+
+    @property
+    def market(self) -> str:
+        return registered(self.name)[0].name
+
+    @property
+    def system(self) -> str:
+        return registered(self.name)[1]
 
     def describe(self) -> dict[str, str]:
         return {"version": self.version, "run_id": self.run_id, "loaded_at": self.loaded_at,
@@ -65,9 +74,13 @@ def smoke_tested(bundle: Bundle) -> Bundle:
     return bundle
 
 
+# every registered model a worker looks for: each system of each market
+SERVED = tuple(m.registered_name(s) for m in MARKETS.values() for s in SYSTEMS)
+
+
 class ProductionModels:
-    def __init__(self, systems: tuple[str, ...] = SYSTEMS) -> None:
-        self.systems = systems
+    def __init__(self, systems: tuple[str, ...] = SERVED) -> None:
+        self.systems = systems  # registered model names
         self._loaded: dict[str, LoadedSystem] = {}
         self.errors: dict[str, str] = {}
         self._lock = threading.Lock()  # one reload at a time; readers take a snapshot dict

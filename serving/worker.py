@@ -33,9 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 import settings
 from contracts import ENSEMBLE_V1, SYSTEMS
-from features.definitions import FEATURE_NAMES
+from features.definitions import FEATURE_NAMES, feature_names
 from features.store import read_store
-from registry.predictions import recommendation
+from markets import DEFAULT_MARKET, MARKET_NAMES, MARKETS, Market
+from registry.predictions import priced
 from serving.auth import bearer_guard
 from serving.models import LEAD_ORDER, ProductionModels
 from warehouse import Warehouse, WarehouseError, connect
@@ -56,14 +57,16 @@ class PlayerGame(BaseModel):
     model_config = FINITE
     player_id: int = Field(gt=0, description="NBA person id")
     game_date: dt.date
-    line: float | None = Field(default=None, ge=0, le=150, description="points line; default: the stored one")
+    line: float | None = Field(default=None, ge=0, le=150,
+                               description="the market's line; default: the stored one")
 
 
 FeatureRow = create_model(
     "FeatureRow", __config__=FINITE,
     player_id=(int | None, Field(default=None, gt=0)), game_date=(dt.date | None, None),
     game_id=(str | None, None), line=(float | None, Field(default=None, ge=0, le=150)),
-    **{name: (float | None, Field(...)) for name in FEATURE_NAMES},  # every feature required, null allowed
+    # every feature of the request's market is required (null allowed): checked by PredictRequest
+    **{name: (float | None, Field(default=None)) for name in FEATURE_NAMES},
 )
 
 
@@ -74,15 +77,13 @@ class FeatureTable(BaseModel):
     model_config = FINITE
     columns: list[str] = Field(max_length=len(FEATURE_NAMES))
     data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
-    line: list[float | None] | None = Field(default=None, description="one points line (or null) per row")
+    line: list[float | None] | None = Field(default=None, description="one line of the market (or null) per row")
 
     @model_validator(mode="after")
     def _shape(self) -> FeatureTable:
-        missing = [c for c in FEATURE_NAMES if c not in self.columns]
         unknown = [c for c in self.columns if c not in FEATURE_NAMES]
-        if missing or unknown:
-            raise ValueError(f"columns must be the {len(FEATURE_NAMES)} features: "
-                             + (f"missing {missing[:3]}" if missing else f"unknown {unknown[:3]}"))
+        if unknown:
+            raise ValueError(f"columns name unknown features {unknown[:3]}")
         for i, row in enumerate(self.data):
             if len(row) != len(self.columns):
                 raise ValueError(f"data[{i}] has {len(row)} values for {len(self.columns)} columns")
@@ -96,12 +97,24 @@ class PredictRequest(BaseModel):
     games: list[PlayerGame] = Field(default_factory=list, max_length=MAX_ITEMS)
     rows: list[FeatureRow] = Field(default_factory=list, max_length=MAX_ITEMS)  # type: ignore[valid-type]
     table: FeatureTable | None = None
+    market: Literal[MARKET_NAMES] = Field(default=DEFAULT_MARKET, description="the prop market to predict")
     systems: list[Literal[SYSTEMS]] | None = Field(default=None, description="default: every loaded system")
 
     @model_validator(mode="after")
     def _something_to_predict(self) -> PredictRequest:
         if not self.games and not self.rows and not (self.table and self.table.data):
             raise ValueError("give at least one item in games, rows or table")
+        needed = feature_names(MARKETS[self.market])
+        for i, row in enumerate(self.rows):
+            missing = [name for name in needed if name not in row.model_fields_set]
+            if missing:
+                raise ValueError(f"rows[{i}] lacks {len(missing)} feature(s) of the {self.market} market, "
+                                 f"e.g. {missing[:3]}")
+        if self.table is not None:
+            missing = [name for name in needed if name not in self.table.columns]
+            if missing:
+                raise ValueError(f"table.columns lack {len(missing)} feature(s) of the {self.market} market, "
+                                 f"e.g. {missing[:3]}")
         items = len(self.games) + len(self.rows) + (len(self.table.data) if self.table else 0)
         if items > MAX_ITEMS:
             raise ValueError(f"games, rows and table hold {items} items together; at most {MAX_ITEMS} per request")
@@ -183,22 +196,35 @@ class Batch:
                      *([v for p in parts for v in getattr(p, key)] for key in ("player_id", "game_date", "game_id")))
 
 
-LINE_COLUMN = FEATURE_NAMES.index("vegas_points_line")
-LINE_GAP_COLUMN = FEATURE_NAMES.index("line_minus_avg_last_10")
-AVG10_COLUMN = FEATURE_NAMES.index("points_avg_last_10")
+@dataclass(frozen=True)
+class LineColumns:
+    """Where a market's line and the features derived from it sit in a row of ``FEATURE_NAMES``."""
+
+    line: int
+    gap: int
+    avg10: int
+
+    @staticmethod
+    def of(market: Market) -> LineColumns:
+        return LineColumns(FEATURE_NAMES.index(market.line_feature),
+                           FEATURE_NAMES.index(f"line_minus_{market.name}_avg_last_10"),
+                           FEATURE_NAMES.index(f"{market.name}_avg_last_10"))
 
 
-def _with_line(x: np.ndarray, line: np.ndarray) -> np.ndarray:
+LINE_COLUMNS = {name: LineColumns.of(m) for name, m in MARKETS.items()}
+
+
+def _with_line(x: np.ndarray, line: np.ndarray, at: LineColumns) -> np.ndarray:
     """The line a request gives is the line the models see: it replaces the stored one in the
     features that derive from it."""
     x = x.copy()
     given = ~np.isnan(line)
-    x[given, LINE_COLUMN] = line[given]
-    x[given, LINE_GAP_COLUMN] = line[given] - x[given, AVG10_COLUMN]
+    x[given, at.line] = line[given]
+    x[given, at.gap] = line[given] - x[given, at.avg10]
     return x
 
 
-def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None, list[dict[str, Any]]]:
+def _lookup(cache: FeatureCache, games: list[PlayerGame], at: LineColumns) -> tuple[Batch | None, list[dict[str, Any]]]:
     found, keys, lines, missing = [], [], [], []
     started = time.monotonic()
     for item in games:
@@ -214,48 +240,53 @@ def _lookup(cache: FeatureCache, games: list[PlayerGame]) -> tuple[Batch | None,
             continue
         row = day.x[position]
         found.append(row)
-        lines.append(item.line if item.line is not None else row[LINE_COLUMN])
+        lines.append(item.line if item.line is not None else row[at.line])
         keys.append((item.player_id, str(item.game_date), day.game_ids[position]))
     if not found:
         return None, missing
     player_id, game_date, game_id = (list(k) for k in zip(*keys, strict=True))
     lines_array = np.array(lines, dtype=float)
-    return Batch(_with_line(np.vstack(found), lines_array), lines_array, player_id, game_date, game_id), missing
+    return (Batch(_with_line(np.vstack(found), lines_array, at), lines_array, player_id, game_date, game_id),
+            missing)
 
 
-def _explicit(rows: list[BaseModel]) -> Batch:
-    """Explicit feature rows; a row's ``line`` stands in for its stored ``vegas_points_line``."""
+def _explicit(rows: list[BaseModel], at: LineColumns) -> Batch:
+    """Explicit feature rows; a row's ``line`` stands in for its stored line of the market."""
     x = np.array([[getattr(r, name) for name in FEATURE_NAMES] for r in rows], dtype=float)
     line = np.array([r.line for r in rows], dtype=float)
-    line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
-    return Batch(_with_line(x, line), line, [r.player_id for r in rows],
+    line = np.where(np.isnan(line), x[:, at.line], line)
+    return Batch(_with_line(x, line, at), line, [r.player_id for r in rows],
                  [None if r.game_date is None else str(r.game_date) for r in rows], [r.game_id for r in rows])
 
 
-def _table(table: FeatureTable) -> Batch:
-    order = [table.columns.index(name) for name in FEATURE_NAMES]
-    x = np.array(table.data, dtype=float)[:, order]
+def _table(table: FeatureTable, at: LineColumns) -> Batch:
+    """A table's columns in ``FEATURE_NAMES`` order (features of other markets it leaves out are null)."""
+    data = np.array(table.data, dtype=float).reshape(len(table.data), len(table.columns))
+    x = np.full((len(data), len(FEATURE_NAMES)), np.nan)
+    x[:, [FEATURE_NAMES.index(c) for c in table.columns]] = data
     line = np.array(table.line if table.line is not None else [None] * len(x), dtype=float)
-    line = np.where(np.isnan(line), x[:, LINE_COLUMN], line)
-    return Batch(_with_line(x, line), line, [None] * len(x), [None] * len(x), [None] * len(x))
+    line = np.where(np.isnan(line), x[:, at.line], line)
+    return Batch(_with_line(x, line, at), line, [None] * len(x), [None] * len(x), [None] * len(x))
 
 
-def predict_columns(models: ProductionModels, batch: Batch,
+def predict_columns(models: ProductionModels, batch: Batch, market: Market,
                     systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Per system: its version and, as lists over the rows, predicted points, the over/under call
-    and the probability of the over (null where the row has no line). A system that raises or
-    predicts a non-finite number is left out and named in the second dict, so one broken model
-    never takes the others' answers down; so is one asked for that failed to load."""
+    """Per system of the market: its version and, as lists over the rows, the predicted outcome, the
+    over/under call, its confidence and the probabilities of over, push and under (null where the row
+    has no line). A system that raises or predicts a non-finite number is left out and named in the
+    second dict, so one broken model never takes the others' answers down; so is one asked for that
+    failed to load."""
     loaded = models.loaded
     asked = systems or list(SYSTEMS)
-    chosen = [s for s in asked if s in loaded]
+    chosen = [s for s in asked if market.registered_name(s) in loaded]
     chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
-    line, has_line = batch.line, ~np.isnan(batch.line)
+    line = batch.line
     known: dict[tuple[str, str], np.ndarray] = {}
     out: dict[str, dict[str, Any]] = {}
-    errors = {name: models.errors[name] for name in asked if name not in loaded and name in models.errors}
+    errors = {name: models.errors[market.registered_name(name)] for name in asked
+              if market.registered_name(name) not in loaded and market.registered_name(name) in models.errors}
     for name in chosen:
-        system = loaded[name]
+        system = loaded[market.registered_name(name)]
         try:
             predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
             if predicted.shape != (len(batch.x),) or not np.isfinite(predicted).all():
@@ -264,11 +295,15 @@ def predict_columns(models: ProductionModels, batch: Batch,
             errors[name] = f"v{system.version} failed to predict: {exc.__class__.__name__}: {str(exc)[:200]}"
             continue
         known[(name, system.version)] = predicted
-        p_over = np.where(has_line, np.round(system.bundle.p_over(predicted, line), 4), np.nan)
+        prices = priced(system.bundle.probabilities(predicted, line), line)
         out[name] = {"version": system.version, "predicted_points": np.round(predicted, 3).tolist(),
-                     "recommendation": recommendation(predicted, line).tolist(),
-                     "p_over": [None if v != v else v for v in p_over.tolist()]}
+                     "recommendation": prices["recommendation"].tolist(),
+                     **{key: [None if v != v else v for v in prices[key].tolist()] for key in PROBABILITY_KEYS}}
     return out, errors
+
+
+PROBABILITY_KEYS = ("p_over", "p_push", "p_under", "confidence")
+ANSWER_KEYS = ("version", "predicted_points", "recommendation", *PROBABILITY_KEYS)
 
 
 def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict]:
@@ -277,15 +312,13 @@ def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict
     lines = [None if v != v else v for v in batch.line.tolist()]
     out = []
     for i, row_line in enumerate(lines):
-        systems_i = {name: {"version": c["version"], "predicted_points": c["predicted_points"][i],
-                            "recommendation": c["recommendation"][i], "p_over": c["p_over"][i]}
+        systems_i = {name: {key: c[key] if key == "version" else c[key][i] for key in ANSWER_KEYS}
                      for name, c in columns.items()}
         item: dict[str, Any] = {"player_id": batch.player_id[i], "game_date": batch.game_date[i],
                                 "game_id": batch.game_id[i], "line": row_line, "systems": systems_i}
         if lead is not None:
             led = systems_i[lead]
-            item.update(system=lead, predicted_points=led["predicted_points"],
-                        recommendation=led["recommendation"], p_over=led["p_over"])
+            item.update(system=lead, **{key: led[key] for key in ANSWER_KEYS if key != "version"})
         out.append(item)
     return out
 
@@ -364,8 +397,11 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
 
     @app.get("/")
     def index() -> dict[str, Any]:
-        return {"systems": {name: s.describe() for name, s in models.loaded.items()}, "errors": problems(),
-                "cached_dates": cache.size}
+        """What is served: per market its systems (``markets``), and every registered model by name."""
+        loaded = models.loaded
+        per_market = {m: {s.system: s.describe() for s in loaded.values() if s.market == m} for m in MARKETS}
+        return {"markets": per_market, "systems": {name: s.describe() for name, s in loaded.items()},
+                "errors": problems(), "cached_dates": cache.size}
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -380,11 +416,13 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
             return JSONResponse({"status": "degraded", "systems": serving, "errors": found})
         return JSONResponse({"status": "ok", "systems": serving})
 
-    def answer(batch: Batch, systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        columns, errors = predict_columns(models, batch, systems)
+    def answer(batch: Batch, market: Market,
+               systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        columns, errors = predict_columns(models, batch, market, systems)
         for name in columns:
-            failing.pop(name, None)
-        failing.update({name: error for name, error in errors.items() if name in models.loaded})
+            failing.pop(market.registered_name(name), None)
+        failing.update({market.registered_name(name): error for name, error in errors.items()
+                        if market.registered_name(name) in models.loaded})
         if errors and not columns:
             raise HTTPException(503, "no requested system could predict: " + "; ".join(
                 f"{k} {v}" for k, v in errors.items()))
@@ -394,28 +432,29 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
+        market, at = MARKETS[request.market], LINE_COLUMNS[request.market]
         if request.table is not None and not request.games and not request.rows:
             # a table in, columns out: one list per system, in the table's row order
-            columns, errors = answer(_table(request.table), request.systems)
+            columns, errors = answer(_table(request.table, at), market, request.systems)
             body: dict[str, Any] = {"columns": columns, "errors": errors}
         else:
             parts, missing = [], []
             if request.games:
                 try:
-                    found, missing = _lookup(cache, request.games)
+                    found, missing = _lookup(cache, request.games, at)
                 except WarehouseError as exc:
                     raise HTTPException(503, f"the feature store cannot be read now: {exc}") from None
                 parts += [found] if found is not None else []
             if request.rows:
-                parts.append(_explicit(request.rows))
+                parts.append(_explicit(request.rows, at))
             if request.table is not None and request.table.data:
-                parts.append(_table(request.table))
+                parts.append(_table(request.table, at))
             predictions, errors = [], {}
             if parts:
                 batch = Batch.join(parts)
-                columns, errors = answer(batch, request.systems)
+                columns, errors = answer(batch, market, request.systems)
                 predictions = predict_batch(columns, batch)
-            body = {"predictions": predictions, "missing": missing, "errors": errors}
+            body = {"market": market.name, "predictions": predictions, "missing": missing, "errors": errors}
         # plain json: the answer is already JSON types, FastAPI's generic encoder would walk it again;
         # allow_nan=False: a number JSON cannot carry is a bug to see, never a body to send
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")

@@ -1,4 +1,4 @@
-"""Points lines for one game date: a drop folder of daily-fantasy files, or a sportsbook odds API.
+"""Every market's lines for one game date: a drop folder of daily-fantasy files, or a sportsbook odds API.
 
 Both go through ``warehouse.ingest``'s checks and name matching, so a line reaches ``prop_lines`` the
 same way whichever source posted it. Names a source prints that match no player are kept on the
@@ -15,11 +15,14 @@ import pandas as pd
 
 import settings
 from contracts import PROP_LINES_SCHEMA
+from markets import MARKETS
 from sources.base import LinesSource, SourceError
 from warehouse.base import _empty
 from warehouse.ingest import LinesResult, _snapshot_order, expand_sources, lines_from_frame, read_lines
 
 NEW_YORK = "America/New_York"
+# what the odds API is asked for: every declared market's keys (rows of other keys are reported by ingest)
+ODDS_MARKETS = ",".join(key for m in MARKETS.values() for key in m.line_keys)
 
 
 class DropFolderLines(LinesSource):
@@ -43,8 +46,8 @@ class DropFolderLines(LinesSource):
 
 
 class OddsApiLines(LinesSource):
-    """Player points lines from The Odds API (v4): the day's NBA events, then each event's
-    ``player_points`` market, every bookmaker's Over and Under.
+    """Player prop lines from The Odds API (v4): the day's NBA events, then each event's markets of
+    every enabled market (``markets.MARKETS``' line keys), every bookmaker's Over and Under.
 
     One request lists the events and one more per event fetches its odds; each costs API credits, so a
     failed request is reported rather than retried.
@@ -71,7 +74,7 @@ class OddsApiLines(LinesSource):
         rows = []
         for event in events:
             odds = self._get(f"/v4/sports/{self.sport}/events/{event['id']}/odds",
-                             {"regions": self.regions, "markets": "player_points", "oddsFormat": "american"},
+                             {"regions": self.regions, "markets": ODDS_MARKETS, "oddsFormat": "american"},
                              f"odds of event {event['id']}")
             rows += _outcome_rows(odds)
         result = lines_from_frame(pd.DataFrame(rows), f"odds_api {game_date}", history) if rows else None
@@ -97,8 +100,7 @@ def _outcome_rows(odds: dict) -> list[dict]:
                  "side": outcome["name"], "line": outcome.get("point"), "price": outcome["price"],
                  "home_team": odds["home_team"], "away_team": odds["away_team"], "game_id": odds["id"],
                  "commence_time": odds["commence_time"]}
-                for book in odds["bookmakers"] for market in book["markets"] if market["key"] == "player_points"
-                for outcome in market["outcomes"]]
+                for book in odds["bookmakers"] for market in book["markets"] for outcome in market["outcomes"]]
     except KeyError as exc:
         raise SourceError(f"odds_api: odds of event {odds.get('id')} lack the field {exc}") from None
 

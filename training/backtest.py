@@ -21,12 +21,12 @@ from tqdm import tqdm
 import settings
 from contracts import DEFAULT_EXPERIMENT, PREDICTIONS_SCHEMA
 from features.backfill import month_chunks
-from features.definitions import FEATURE_NAMES
-from registry import systems
-from registry.points_model import Bundle, residual_quantiles
-from registry.predictions import prediction_rows
+from markets import MARKETS, Market
+from registry import probability, systems
+from registry.points_model import Bundle
+from registry.predictions import PRICE_COLUMNS, prediction_rows, priced
 from registry.tracking import adopt_entry_run, experiment_id_for
-from training.metrics import line_metrics, mae, within_pct
+from training.metrics import mae, priced_metrics, within_pct
 from training.spec import ConfigError, RunSpec, SystemSpec
 from training.splits import time_splits
 from training.train import SPEC_ARTIFACT, ensure_store
@@ -37,12 +37,21 @@ from warehouse import Warehouse, connect
 class BacktestResult:
     run_id: str
     predictions: pd.DataFrame
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float]]  # registered model name -> the window's metrics
+
+    def render(self) -> str:
+        """One row per market and system: the figures issue readers compare (MAE, the line's, Brier, ...)."""
+        keys = ("test_mae", "test_model_mae_on_lines", "test_line_mae", "test_hit_rate", "test_brier", "test_ece",
+                "n_test_lines")
+        rows = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for name, values in self.metrics.items():
+            rows.append(f"| {name} | " + " | ".join(f"{values[k]:.3f}" if k in values else "" for k in keys) + " |")
+        return "\n".join(rows)
 
 
 def fixed_params(system: str, spec: SystemSpec) -> dict:
     """The spec's parameters, with those of its search space taken from the latest registered
-    version of this system where there is one (what tuning chose last)."""
+    version of this registered model where there is one (what tuning chose last)."""
     params = dict(spec.params)
     if not spec.search_space:
         return params
@@ -58,47 +67,53 @@ def fixed_params(system: str, spec: SystemSpec) -> dict:
     return params
 
 
-Fold = dict[str, tuple[np.ndarray, list[float]]]  # system -> (predictions, validation residual quantiles)
+Fold = dict[str, tuple[np.ndarray, dict]]  # system -> (predictions, its distribution fitted on validation)
 
 
-def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: RunSpec,
+def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: RunSpec, market: Market,
                       params: dict[str, dict]) -> tuple[pd.DataFrame, Fold]:
-    """The played games in [first, last], each system's predictions for them and its validation
-    residual quantiles (for the probability of the over)."""
-    splits = time_splits(store, end=last, test_start=first, val_fraction=spec.val_fraction)
+    """The played games in [first, last], each system's predictions of the market for them and its
+    predictive distribution fitted on validation (for P(over), P(push), P(under))."""
+    splits = time_splits(store, end=last, test_start=first, val_fraction=spec.val_fraction, market=market)
     bundles: dict[str, Bundle] = {}
     out: Fold = {}
     for system in spec.systems:  # the table's order: members before the ensemble
         module = systems.module(system)
         members = dict(bundles) if module.COMBINES else {}
         model = module.fit(params[system], splits, spec.seed, None, members)
-        bundles[system] = bundle = Bundle({"kind": module.KIND, "features": list(FEATURE_NAMES)}, model, members)
+        bundles[system] = bundle = Bundle({"kind": module.KIND, "features": splits.features}, model, members)
         val, test = (bundle.predict(splits.x(part)) for part in ("val", "test"))
-        out[system] = (test, residual_quantiles(splits.y("val"), val))
+        out[system] = (test, probability.fit(market.distribution, splits.y("val"), val))
     return splits.test, out
 
 
-def window_metrics(games: pd.DataFrame) -> dict[str, float]:
-    """The training runs' test keys over some backtest predictions joined to their games."""
-    return {"test_mae": mae(games["points"], games["predicted_points"]),
-            "test_within_3_pct": within_pct(games["points"], games["predicted_points"]),
-            "n_test": float(len(games)), **line_metrics(games, games["predicted_points"].to_numpy())}
+def window_metrics(games: pd.DataFrame, market: Market) -> dict[str, float]:
+    """The training runs' test keys over some backtest predictions joined to their games' outcomes."""
+    if games.empty:
+        return {}
+    out = {"test_mae": mae(games[market.name], games["predicted_points"]),
+           "test_within_3_pct": within_pct(games[market.name], games["predicted_points"]),
+           "n_test": float(len(games))}
+    lined = games[games["line"].notna()]
+    out.update(priced_metrics(lined[market.name], lined["predicted_points"],
+                              {c: lined[c].to_numpy() for c in PRICE_COLUMNS}))
+    return out
 
 
 def _epoch_ms(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
 
 
-def _log_system_run(system: str, joined: pd.DataFrame, months: list[tuple[int, dt.date]], end: dt.date,
-                    params: dict, experiment_id: str, parent_id: str) -> dict[str, float]:
-    """One child run of the backtest per system, with the training runs' metric keys so the two line
-    up in the runs table: step ``i`` is the ``i``-th month of the window (timestamp its first day), and
-    the whole window is logged last, at the step after the last month, so it is the value shown."""
-    mine = joined[joined["system"] == system]
+def _log_system_run(market: Market, system: str, joined: pd.DataFrame, months: list[tuple[int, dt.date]],
+                    end: dt.date, params: dict, experiment_id: str, parent_id: str) -> dict[str, float]:
+    """One child run of the backtest per market and system, with the training runs' metric keys so the
+    two line up in the runs table: step ``i`` is the ``i``-th month of the window (timestamp its first
+    day), and the whole window is logged last, at the step after the last month, so it is the value shown."""
+    mine = joined[(joined["system"] == system) & (joined["market"] == market.name)]
     client = MlflowClient()
-    with mlflow.start_run(run_name=f"{system} backtest", experiment_id=experiment_id, nested=True,
-                          parent_run_id=parent_id) as run:
-        mlflow.set_tags({"system": system, "kind": "backtest",
+    with mlflow.start_run(run_name=f"{market.registered_name(system)} backtest", experiment_id=experiment_id,
+                          nested=True, parent_run_id=parent_id) as run:
+        mlflow.set_tags({"system": system, "market": market.name, "kind": "backtest",
                          "mlflow.note.content": "Steps are the months of the window; the last step is the "
                                                 "whole window, the value the runs table shows."})
         if params:
@@ -106,8 +121,8 @@ def _log_system_run(system: str, joined: pd.DataFrame, months: list[tuple[int, d
         for step, first in months:
             month = mine[mine["model_version"] == _fold_version(first)]
             client.log_batch(run.info.run_id, [Metric(k, v, _epoch_ms(first), step)
-                                               for k, v in window_metrics(month).items()])
-        whole = window_metrics(mine)
+                                               for k, v in window_metrics(month, market).items()])
+        whole = window_metrics(mine, market)
         client.log_batch(run.info.run_id, [Metric(k, v, _epoch_ms(end), len(months)) for k, v in whole.items()])
     return whole
 
@@ -124,40 +139,46 @@ def backtest(spec: RunSpec, warehouse: Warehouse | None = None, *, experiment_na
     start, end = spec.backtest_start, spec.backtest_end
     warehouse = warehouse or connect()
     store = ensure_store(warehouse, progress)
-    window = store[(store["game_date"] >= start) & (store["game_date"] <= end) & store["points"].notna()]
+    window = store[(store["game_date"] >= start) & (store["game_date"] <= end)]
     if window.empty:
         raise ConfigError(f"no played games in the feature store between {start} and {end}")
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
     entry_run = adopt_entry_run("backtest", experiment_id)
-    params = {s: fixed_params(s, settings_) for s, settings_ in spec.systems.items()}
+    markets = [MARKETS[m] for m in spec.markets]
+    params = {(m.name, s): fixed_params(m.registered_name(s), settings_) for m in markets
+              for s, settings_ in spec.systems.items()}
 
     with mlflow.start_run(run_name=f"backtest {start}..{end}", experiment_id=experiment_id) as run:
         mlflow.set_tags({"kind": "backtest", "window": f"{start}..{end}", "retrain": "monthly"})
         mlflow.log_params({"start_date": start, "end_date": end, "systems": ",".join(spec.systems),
-                           **spec.log_params()})
+                           "markets": ",".join(spec.markets), **spec.log_params()})
         mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
         source = f"backtest:{run.info.run_id}"
         rows, months = [], []
         chunks = month_chunks(start, end)
-        for step, (first, last) in enumerate(tqdm(chunks, desc="backtest", unit="month", disable=not progress)):
-            games = window[(window["game_date"] >= first) & (window["game_date"] <= last)]
+        steps = [(m, step, chunk) for m in markets for step, chunk in enumerate(chunks)]
+        for market, step, (first, last) in tqdm(steps, desc="backtest", unit="month", disable=not progress):
+            games = window[(window["game_date"] >= first) & (window["game_date"] <= last) & window[market.name].notna()]
             if games.empty:
                 continue
-            months.append((step, first))
-            fold_games, folds = _fold_predictions(store, first, last, spec, params)
-            for system, (predicted, quantiles) in folds.items():
-                bundle = Bundle({"residual_quantiles": quantiles}, None, {})
-                p_over = bundle.p_over(predicted, fold_games["vegas_points_line"].to_numpy(float))
-                rows.append(prediction_rows(fold_games, system, _fold_version(first), predicted, p_over, source))
+            if market is markets[0]:
+                months.append((step, first))
+            mine = {s: params[(market.name, s)] for s in spec.systems}
+            fold_games, folds = _fold_predictions(store, first, last, spec, market, mine)
+            line = fold_games[market.line_feature].to_numpy(float)
+            for system, (predicted, distribution) in folds.items():
+                prices = priced(probability.probabilities(distribution, predicted, line), line)
+                rows.append(prediction_rows(fold_games, market.name, system, _fold_version(first), predicted, prices,
+                                            source))
         predictions = pd.concat(rows, ignore_index=True)
         warehouse.write(PREDICTIONS_SCHEMA, predictions)
 
-        joined = predictions.merge(window[["game_id", "player_id", "points", "vegas_points_line"]],
-                                   on=["game_id", "player_id"])
-        metrics = {system: _log_system_run(system, joined, months, end, params[system], experiment_id,
-                                           run.info.run_id) for system in spec.systems}
-        mlflow.log_text(pd.DataFrame(metrics).T.round(3).to_string(), "backtest_metrics.txt")
+        joined = predictions.merge(window[["game_id", "player_id", *spec.markets]], on=["game_id", "player_id"])
+        metrics = {m.registered_name(s): _log_system_run(m, s, joined, months, end, params[(m.name, s)], experiment_id,
+                                                         run.info.run_id) for m in markets for s in spec.systems}
+        result = BacktestResult(run.info.run_id, predictions, metrics)
+        mlflow.log_text(result.render(), "backtest_metrics.md")
     if entry_run:
         MlflowClient().set_tag(entry_run, "backtest_run", run.info.run_id)
-    return BacktestResult(run.info.run_id, predictions, metrics)
+    return result

@@ -11,7 +11,7 @@ import pandas as pd
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.exceptions import MlflowException
 
-from contracts import FEATURE_STORE, FEATURE_VERSION, TARGET
+from contracts import FEATURE_STORE, FEATURE_VERSION
 
 LOG_INPUT_ATTEMPTS = 3
 
@@ -50,13 +50,13 @@ class WarehouseSource(DatasetSource):
         return cls(**source_dict)
 
 
-def log_split(frame: pd.DataFrame, context: str, warehouse_url: str) -> None:
+def log_split(frame: pd.DataFrame, context: str, warehouse_url: str, target: str) -> None:
     """Record one split as an MLflow dataset input (source, digest, rows, date range)."""
     start, end = str(min(frame["game_date"])), str(max(frame["game_date"]))
     with warnings.catch_warnings():  # MLflow's hint that integer key columns cannot hold nulls
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         dataset = mlflow.data.from_pandas(
-            frame, source=WarehouseSource(warehouse_url, FEATURE_STORE, start, end), targets=TARGET,
+            frame, source=WarehouseSource(warehouse_url, FEATURE_STORE, start, end), targets=target,
             name=f"{FEATURE_STORE}@{FEATURE_VERSION}:{context}:{start}..{end}")
         for attempt in range(LOG_INPUT_ATTEMPTS):
             try:

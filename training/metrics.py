@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from registry.predictions import recommendation
+from markets import Market
+from registry import probability
+from registry.predictions import priced
 
-WITHIN = 3.0  # points
+WITHIN = 3.0  # of the market's unit; within_3_pct is a points figure, kept for every market alike
 
 
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -22,29 +24,44 @@ def within_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(100 * np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float)) <= WITHIN))
 
 
-def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, prefix: str = "test") -> dict[str, float]:
-    """The line's own MAE and the model's on the same games, and the over/under hit rate
-    (pushes, where the points equal the line, are neither hits nor misses)."""
-    line = frame["vegas_points_line"].to_numpy(float)
+def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, market: Market, params: dict,
+                 prefix: str = "test") -> dict[str, float]:
+    """:func:`priced_metrics` of the market's posted lines in ``frame``, priced with the distribution ``params``."""
+    line = frame[market.line_feature].to_numpy(float)
     has_line = ~np.isnan(line)
-    if not has_line.any():
-        return {}
-    actual = frame["points"].to_numpy(float)[has_line]
     pred, line = np.asarray(predicted, float)[has_line], line[has_line]
+    prices = priced(probability.probabilities(params, pred, line), line)
+    return priced_metrics(frame[market.name].to_numpy(float)[has_line], pred, prices, prefix)
+
+
+def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, np.ndarray],
+                   prefix: str = "test") -> dict[str, float]:
+    """Against posted lines: the line's own MAE and the model's on the same games, the hit rate of the
+    calls (pushes, where the outcome equals the line, are neither hits nor misses), and how good P(over)
+    is (Brier score, expected calibration error). Empty without a line."""
+    line = np.asarray(prices["line"], float)
+    if not len(line):
+        return {}
+    actual, predicted = np.asarray(actual, float), np.asarray(predicted, float)
     decided = actual != line
-    calls = recommendation(pred, line)[decided]
-    truth = np.where(actual[decided] > line[decided], "OVER", "UNDER")
+    calls = np.asarray(prices["recommendation"])[decided]
+    over = actual[decided] > line[decided]
     counted = calls != "PASS"
+    p_over = np.asarray(prices["p_over"], float)[decided]
     return {
         f"{prefix}_line_mae": mae(actual, line),
-        f"{prefix}_model_mae_on_lines": mae(actual, pred),
-        f"{prefix}_hit_rate": float(100 * np.mean(calls[counted] == truth[counted])) if counted.any() else 0.0,
-        f"n_{prefix}_lines": float(has_line.sum()),
+        f"{prefix}_model_mae_on_lines": mae(actual, predicted),
+        f"{prefix}_hit_rate": float(100 * np.mean((calls == "OVER")[counted] == over[counted]))
+        if counted.any() else 0.0,
+        f"{prefix}_brier": probability.brier(p_over, over),
+        f"{prefix}_ece": probability.expected_calibration_error(p_over, over),
+        f"n_{prefix}_lines": float(len(line)),
+        f"n_{prefix}_calls": float(counted.sum()),
     }
 
 
 def contract_metrics(actual: dict[str, np.ndarray], predicted: dict[str, np.ndarray],
-                     test_frame: pd.DataFrame) -> dict[str, float]:
+                     test_frame: pd.DataFrame, market: Market, params: dict) -> dict[str, float]:
     """Every key of METRIC_KEYS (and the line keys where lines exist) from the three splits."""
     out = {
         "train_mae": mae(actual["train"], predicted["train"]),
@@ -58,5 +75,5 @@ def contract_metrics(actual: dict[str, np.ndarray], predicted: dict[str, np.ndar
         "n_test": float(len(actual["test"])),
     }
     out["train_val_gap"] = abs(out["val_mae"] - out["train_mae"])
-    out.update(line_metrics(test_frame, predicted["test"]))
+    out.update(line_metrics(test_frame, predicted["test"], market, params))
     return out

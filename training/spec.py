@@ -21,10 +21,11 @@ import yaml
 
 import settings
 from contracts import SYSTEMS
+from markets import DEFAULT_MARKET, MARKETS
 from registry import systems as system_table
 
 DEFAULT_SPEC = "experiments/default.yaml"
-TOP_KEYS = ("base", "data", "seed", "tuning", "systems", "backtest")
+TOP_KEYS = ("base", "markets", "data", "seed", "tuning", "systems", "backtest")
 SECTION_KEYS = {"data": ("start_date", "end_date", "test_start", "val_fraction"),
                 "tuning": ("n_trials", "timeout"), "backtest": ("start_date", "end_date")}
 SYSTEM_KEYS = ("tune", "params", "search_space")
@@ -88,6 +89,7 @@ class RunSpec:
     n_trials: int
     timeout: float | None
     systems: dict[str, SystemSpec]  # in the order of the table of systems
+    markets: tuple[str, ...]  # in the order of the table of markets; each trains every system
     backtest_start: dt.date
     backtest_end: dt.date
 
@@ -101,6 +103,9 @@ class RunSpec:
         for name, value in changes.items():
             if value is None:
                 continue
+            if name == "markets":
+                raw["markets"] = list(value)
+                continue
             if name == "systems":
                 missing = [s for s in value if s not in raw["systems"]]
                 if missing:
@@ -109,7 +114,7 @@ class RunSpec:
                 raw["systems"] = {s: raw["systems"][s] for s in value}
                 continue
             if name not in OVERRIDES:
-                raise ConfigError(f"{name} cannot be overridden; these can: systems, {', '.join(OVERRIDES)}")
+                raise ConfigError(f"{name} cannot be overridden; these can: markets, systems, {', '.join(OVERRIDES)}")
             *sections, key = OVERRIDES[name]
             target = raw
             for section in sections:
@@ -226,6 +231,12 @@ def parse(raw: Any, source: str, label: str | None = None) -> RunSpec:
         raise read.fail("systems", ", ".join(chosen) or None,
                         "at least one system that is not a combination of others")
     timeout = tuning.get("timeout")
+    markets = top.get("markets", [DEFAULT_MARKET])
+    if not isinstance(markets, list) or not markets:
+        raise read.fail("markets", markets, "a non-empty list of markets")
+    for name in markets:
+        if name not in MARKETS:
+            raise read.fail("markets", name, "one of " + ", ".join(MARKETS))
     spec = RunSpec(
         source=source, raw=top,
         start_date=read.date("data.start_date", data.get("start_date")),
@@ -236,6 +247,7 @@ def parse(raw: Any, source: str, label: str | None = None) -> RunSpec:
         n_trials=read.number("tuning.n_trials", tuning.get("n_trials"), int, 0),
         timeout=None if timeout in (None, "none") else read.number("tuning.timeout", timeout, float, 1.0),
         systems={s: read.system(s, listed[s]) for s in chosen},
+        markets=tuple(m for m in MARKETS if m in markets),
         backtest_start=read.date("backtest.start_date", window.get("start_date"), optional=False),
         backtest_end=read.date("backtest.end_date", window.get("end_date"), optional=False),
     )

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from contracts import TARGET
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
+from markets import MARKETS, Market
 
 
 class SplitError(ValueError):
@@ -30,12 +30,18 @@ class Splits:
     val_start: dt.date
     test_start: dt.date
     end: dt.date
+    market: Market = MARKETS["points"]
+
+    @property
+    def features(self) -> list[str]:
+        """The market's model inputs, in the order every system's bundle records."""
+        return feature_names(self.market)
 
     def x(self, part: str) -> pd.DataFrame:
-        return getattr(self, part)[list(FEATURE_NAMES)].astype(float)
+        return getattr(self, part)[self.features].astype(float)
 
     def y(self, part: str) -> np.ndarray:
-        return getattr(self, part)[TARGET].to_numpy(float)
+        return getattr(self, part)[self.market.name].to_numpy(float)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -49,10 +55,11 @@ def latest_season_start(store: pd.DataFrame) -> dt.date:
 
 
 def time_splits(store: pd.DataFrame, start: dt.date | None = None, end: dt.date | None = None,
-                test_start: dt.date | None = None, val_fraction: float = 0.2) -> Splits:
+                test_start: dt.date | None = None, val_fraction: float = 0.2,
+                market: Market = MARKETS["points"]) -> Splits:
     if start and end and start > end:
         raise SplitError(f"start_date {start} is after end_date {end}")
-    played = store[store[TARGET].notna()]
+    played = store[store[market.name].notna()]
     if start:
         played = played[played["game_date"] >= start]
     if end:
@@ -73,5 +80,5 @@ def time_splits(store: pd.DataFrame, start: dt.date | None = None, end: dt.date 
         val=before[before["game_date"] >= val_start].reset_index(drop=True),
         test=test.reset_index(drop=True),
         start=min(played["game_date"]), val_start=val_start, test_start=test_start,
-        end=max(played["game_date"]),
+        end=max(played["game_date"]), market=market,
     )

@@ -27,10 +27,10 @@ from mlflow.tracking import MlflowClient
 import settings
 from contracts import DEFAULT_EXPERIMENT, FEATURE_VERSION
 from features.backfill import backfill
-from features.definitions import FEATURE_NAMES
 from features.store import read_store
-from registry import systems
-from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths, residual_quantiles
+from markets import MARKETS
+from registry import probability, systems
+from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths
 from registry.tracking import adopt_entry_run, experiment_id_for, runs_page
 from training import plots
 from training.lineage import log_split
@@ -55,6 +55,8 @@ class Tuning:
 @dataclass
 class SystemResult:
     system: str
+    market: str
+    name: str  # the registered model's name (markets.Market.registered_name)
     run_id: str
     version: str
     metrics: dict[str, float]
@@ -99,7 +101,8 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
     params = dict(settings_.params)
     if spec.tuned(system):
         shared = bool(tuning.study_name)
-        study_name = f"{tuning.study_name}-{system}" if shared else f"{system}-{mlflow.active_run().info.run_id}"
+        name = splits.market.registered_name(system)
+        study_name = f"{tuning.study_name}-{name}" if shared else f"{name}-{mlflow.active_run().info.run_id}"
         study = tune(module, settings_.search_space, params, splits, n_trials=spec.n_trials, timeout=spec.timeout,
                      storage=tuning.storage, study_name=study_name, seed=spec.seed, shared=shared, progress=progress)
         states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
@@ -112,7 +115,8 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
         mlflow.log_params(params)
     members = {name: r.bundle for name, r in done.items()} if module.COMBINES else {}
     model = module.fit(params, splits, spec.seed, None, members)
-    meta = {"kind": module.KIND, "system": system, "features": list(FEATURE_NAMES), "feature_version": FEATURE_VERSION}
+    meta = {"kind": module.KIND, "system": system, "market": splits.market.name, "features": splits.features,
+            "feature_version": FEATURE_VERSION}
     if members:
         meta["member_versions"] = {name: done[name].version for name in members}
     return Bundle(meta, model, members)
@@ -120,27 +124,29 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
 
 def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str, warehouse_url: str,
                   done: dict[str, SystemResult], workdir: Path, tuning: Tuning, progress: bool) -> SystemResult:
-    with mlflow.start_run(run_name=system, experiment_id=experiment_id) as run:
+    market = splits.market
+    name = market.registered_name(system)
+    with mlflow.start_run(run_name=name, experiment_id=experiment_id) as run:
         mlflow.set_tags({
-            "system": system, "feature_version": FEATURE_VERSION, "git_commit": _git_commit(),
+            "system": system, "market": market.name, "feature_version": FEATURE_VERSION, "git_commit": _git_commit(),
             "data_range": f"{splits.start}..{splits.end}", "val_start": str(splits.val_start),
             "test_start": str(splits.test_start), "warehouse": warehouse_url,
         })
-        mlflow.log_params({"system": system, "start_date": splits.start, "end_date": splits.end,
+        mlflow.log_params({"system": system, "market": market.name, "start_date": splits.start, "end_date": splits.end,
                            "test_start": splits.test_start, "val_start": splits.val_start,
                            "tuned": spec.tuned(system), **spec.log_params()})
         mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
         for part in PARTS:
-            log_split(getattr(splits, part), part, warehouse_url)
+            log_split(getattr(splits, part), part, warehouse_url, market.name)
 
         bundle = _fit(system, spec, splits, done, tuning, progress)
         known = {p: {(name, r.version): r.predictions[p] for name, r in done.items()} for p in PARTS}
         preds = {p: bundle.predict(splits.x(p), known[p]) for p in PARTS}
         actual = {p: splits.y(p) for p in PARTS}
-        metrics = contract_metrics(actual, preds, splits.test)
+        bundle.meta["probability"] = probability.fit(market.distribution, actual["val"], preds["val"])
+        metrics = contract_metrics(actual, preds, splits.test, market, bundle.meta["probability"])
         mlflow.log_metrics(metrics)
-        bundle.meta["residual_quantiles"] = residual_quantiles(actual["val"], preds["val"])
-        folder = workdir / system
+        folder = workdir / name
         bundle.save(folder)
 
         importances = bundle.system.importances(bundle.model, splits)
@@ -156,18 +162,20 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         example = splits.x("test").head(5)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
-            code_paths=model_code_paths(workdir / f"{system}-code"),
+            code_paths=model_code_paths(workdir / f"{name}-code"),
             signature=infer_signature(example, preds["test"][:5]), input_example=example,
-            pip_requirements=_requirements(), registered_model_name=system)
+            pip_requirements=_requirements(), registered_model_name=name)
         version = str(info.registered_model_version)
-        MlflowClient().update_model_version(
-            system, version,
+        client = MlflowClient()
+        client.update_model_version(
+            name, version,
             description=f"test_mae {metrics['test_mae']:.3f} on {len(actual['test'])} games from "
                         f"{splits.test_start} to {splits.end}; val_mae {metrics['val_mae']:.3f}. "
                         f"Run {run.info.run_id} (experiment {mlflow.get_experiment(experiment_id).name}, "
                         f"#/experiments/{experiment_id}/runs/{run.info.run_id}).")
-        MlflowClient().set_model_version_tag(system, version, "test_start", str(splits.test_start))
-        return SystemResult(system, run.info.run_id, version, metrics, preds, bundle)
+        for key, value in {"test_start": str(splits.test_start), "market": market.name, "system": system}.items():
+            client.set_model_version_tag(name, version, key, value)
+        return SystemResult(system, market.name, name, run.info.run_id, version, metrics, preds, bundle)
 
 
 def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
@@ -183,47 +191,53 @@ def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
 def summary_table(results: dict[str, SystemResult]) -> str:
     keys = ("test_mae", "val_mae", "train_val_gap", "test_within_3_pct", "test_model_mae_on_lines",
             "test_line_mae", "test_hit_rate")
-    rows = ["| system | version | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    rows = ["| market | system | version | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
     for r in results.values():
         cells = [f"{r.metrics[k]:.3f}" if k in r.metrics else "" for k in keys]
-        rows.append(f"| {r.system} | {r.version} | " + " | ".join(cells) + " |")
+        rows.append(f"| {r.market} | {r.system} | {r.version} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
 def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: str | None = None,
           study_name: str = "", experiment_name: str = DEFAULT_EXPERIMENT,
           progress: bool = True) -> dict[str, SystemResult]:
-    """Train every system of ``spec`` (``load_spec(...).override(...)`` for a variant of a file)."""
+    """Train every system of ``spec`` for each of its markets (``load_spec(...).override(...)`` for a
+    variant of a file); the results keyed by registered model name."""
     tuning = Tuning(optuna_storage or settings.optuna_storage_default(), study_name)
     if any(spec.tuned(s) for s in spec.systems):
         open_storage(tuning.storage)
     warehouse = warehouse or connect()
-    splits = time_splits(ensure_store(warehouse, progress), spec.start_date, spec.end_date, spec.test_start,
-                         spec.val_fraction)
+    store = ensure_store(warehouse, progress)
+    split_of = {m: time_splits(store, spec.start_date, spec.end_date, spec.test_start, spec.val_fraction,
+                               MARKETS[m]) for m in spec.markets}
     mlflow.set_tracking_uri(settings.tracking_uri())
     experiment_id = experiment_id_for(experiment_name)
     entry_run = adopt_entry_run("train", experiment_id)
     results: dict[str, SystemResult] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
-        for system in spec.systems:  # the table's order: members before the ensemble
-            print(f"training {system} on {splits.sizes}")
-            results[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, results,
-                                            Path(tmp), tuning, progress)
+        for market, splits in split_of.items():
+            done: dict[str, SystemResult] = {}
+            for system in spec.systems:  # the table's order: members before the ensemble
+                print(f"training {market} {system} on {splits.sizes}")
+                done[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, done,
+                                             Path(tmp), tuning, progress)
+                results[done[system].name] = done[system]
     table = summary_table(results)
     if entry_run:
         client = MlflowClient()
         client.log_text(entry_run, table, "train_summary.md")
         client.log_dict(entry_run, spec.raw, SPEC_ARTIFACT)
-        client.set_tag(entry_run, "system_runs", json.dumps({s: r.run_id for s, r in results.items()}))
+        client.set_tag(entry_run, "system_runs", json.dumps({n: r.run_id for n, r in results.items()}))
     print(table)
     print(f"runs in the MLflow UI: {runs_page(experiment_id)}")
     return results
 
 
 def train_for_retrain(*, end_date: dt.date, test_start: dt.date, warehouse: Warehouse | None = None,
-                      experiment: str | None = None, start_date: dt.date | None = None) -> dict[str, SystemResult]:
+                      experiment: str | None = None, start_date: dt.date | None = None,
+                      markets: tuple[str, ...] | None = None) -> dict[str, SystemResult]:
     """The scheduled retrain: every system of the spec on a moved data window, untuned (``n_trials``
-    0: the spec's fixed parameters), registered the normal way."""
+    0: the spec's fixed parameters), registered the normal way; ``markets`` default the spec's."""
     spec = load_spec(experiment or DEFAULT_SPEC).override(start_date=start_date, end_date=end_date,
-                                                          test_start=test_start, n_trials=0)
+                                                          test_start=test_start, n_trials=0, markets=markets)
     return train(spec, warehouse, progress=False)

@@ -143,6 +143,13 @@ class BigQueryWarehouse(Warehouse):
         if missing:
             stored.schema = [*stored.schema, *(bigquery.SchemaField(c.name, c.type, mode="NULLABLE") for c in missing)]
             self.client.update_table(stored, ["schema"])
+            # BigQuery keys are the write script's, not the table's: a defaulted column (a market added
+            # to a key) only needs its value in the stored rows
+            for column in (c for c in missing if c.default is not None):
+                self.client.query(f"UPDATE `{stored.project}.{stored.dataset_id}.{stored.table_id}` "
+                                  f"SET `{column.name}` = @value WHERE TRUE", job_config=bigquery.QueryJobConfig(
+                                      query_parameters=[bigquery.ScalarQueryParameter("value", "STRING",
+                                                                                      column.default)])).result()
 
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
              equals: dict[str, object] | None = None) -> pd.DataFrame:

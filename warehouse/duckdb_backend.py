@@ -55,6 +55,34 @@ def add_column_sql(table: str, column: Column) -> str:
     return f'ALTER TABLE "{table}" ADD COLUMN "{column.name}" {_TYPES[column.type]}'
 
 
+def _migrate(con: duckdb.DuckDBPyConnection, schema: TableSchema, missing: list[Column]) -> None:
+    """Bring a table an older version wrote up to the declaration, inside the write's transaction. A new
+    column is added, its ``default`` written into the stored rows; a new *key* column (a market added to
+    a key) cannot join DuckDB's primary key by ALTER TABLE, so the table is made anew with the declared key
+    and the stored rows copied into it, the defaults filled in: nothing stored is lost."""
+    if not missing:
+        return
+    if any(c.name in schema.key for c in missing):
+        old = f"_before_{schema.name}"
+        con.execute(f'ALTER TABLE "{schema.name}" RENAME TO "{old}"')
+        con.execute(create_table_sql(schema))
+        present = {c.name for c in missing}
+        values = ", ".join(f'"{c.name}"' if c.name not in present else _literal(c.default)
+                           for c in schema.columns)
+        cols = ", ".join(f'"{c}"' for c in schema.column_names)
+        con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {values} FROM "{old}"')
+        con.execute(f'DROP TABLE "{old}"')
+        return
+    for column in missing:
+        con.execute(add_column_sql(schema.name, column))
+        if column.default is not None:
+            con.execute(f'UPDATE "{schema.name}" SET "{column.name}" = {_literal(column.default)}')
+
+
+def _literal(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
 class DuckDBWarehouse(Warehouse):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -144,8 +172,7 @@ class DuckDBWarehouse(Warehouse):
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(create_table_sql(schema))
-                for column in missing_columns(schema, self._columns(con, schema.name)):
-                    con.execute(add_column_sql(schema.name, column))
+                _migrate(con, schema, missing_columns(schema, self._columns(con, schema.name)))
                 con.register("staged", frame)
                 con.execute(f'DELETE FROM "{schema.name}" WHERE {superseded}')
                 con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')

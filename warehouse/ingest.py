@@ -10,13 +10,14 @@ import glob
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from contracts import BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA
+from markets import by_line_key
 from warehouse.names import TEAM_TRICODES, normalize_player_name
 
 
@@ -192,25 +193,49 @@ def _without_duplicates(frame: pd.DataFrame) -> pd.DataFrame:
 class LinesResult:
     lines: pd.DataFrame
     unmatched: list[str]  # "name (date)" of lines whose player could not be found in the box scores
+    unknown_markets: dict[str, int] = field(default_factory=dict)  # market key -> rows of no declared market
 
 
 def read_lines(source: str | Path | list[Path], box_scores: pd.DataFrame) -> LinesResult:
     """Points lines matched to ``player_id`` through the players each team fielded that season."""
     parts = [_line_rows(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path, posted)
              for posted, path in enumerate(sorted(expand_sources(source), key=_snapshot_order))]
-    return _match_lines(pd.concat(parts, ignore_index=True), box_scores)
+    result = _match_lines(pd.concat(parts, ignore_index=True), box_scores)
+    result.unknown_markets = _unknown(parts)
+    return result
+
+
+def _market_of(raw: pd.DataFrame) -> pd.Series:
+    """Each row's declared market (``markets.by_line_key``), None where the key is not declared."""
+    keys = raw["market"].unique()
+    names = {key: (m.name if (m := by_line_key(key)) else None) for key in keys}
+    return raw["market"].map(names)
 
 
 def lines_from_frame(raw: pd.DataFrame, origin: str, box_scores: pd.DataFrame) -> LinesResult:
     """Rows in the daily-fantasy columns that did not come from a file (a sportsbook API's outcomes)
     through the same checks and name matching as a file; a bad row is named by its position (first = 1)."""
-    return _match_lines(_line_rows(raw, origin, posted=0, first_row=1), box_scores)
+    rows = _line_rows(raw, origin, posted=0, first_row=1)
+    result = _match_lines(rows, box_scores)
+    result.unknown_markets = _unknown([rows])
+    return result
+
+
+def _unknown(parts: list[pd.DataFrame]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.attrs.get("unknown", {}).items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def _line_rows(raw: pd.DataFrame, path: Path | str, posted: int, first_row: int = 2) -> pd.DataFrame:
-    """One snapshot's points lines, checked, one row per side; ``posted`` orders the snapshots."""
+    """One snapshot's lines of every declared market, checked, one row per side; ``posted`` orders the
+    snapshots. Rows of an undeclared market are counted under ``unknown`` (``attrs``), not checked."""
     _require(path, raw, LINE_COLUMNS)
-    raw = raw[raw["market"] == "player_points"].reset_index(drop=True)
+    market = _market_of(raw)
+    unknown = raw.loc[market.isna(), "market"].value_counts().to_dict()
+    raw, market = raw[market.notna()].reset_index(drop=True), market[market.notna()].reset_index(drop=True)
     line = pd.to_numeric(raw["line"], errors="coerce")
     _fail(path, raw, line.isna() | (line < 0), "line", "a non-negative number", first_row)
     price = pd.to_numeric(raw["price"], errors="coerce")
@@ -220,18 +245,20 @@ def _line_rows(raw: pd.DataFrame, path: Path | str, posted: int, first_row: int 
     for col in ("home_team", "away_team"):
         _fail(path, raw, ~raw[col].isin(TEAM_TRICODES), col, "an NBA team name", first_row)
     _fail(path, raw, ~raw["side"].isin(["Over", "Under"]), "side", "Over or Under", first_row)
-    return pd.DataFrame({
-        "player_name": raw["player"], "bookmaker": raw["bookmaker"], "side": raw["side"],
+    rows = pd.DataFrame({
+        "player_name": raw["player"], "market": market, "bookmaker": raw["bookmaker"], "side": raw["side"],
         "line": line, "price": price.astype("Int64"), "commence_time": start, "posted": posted,
         # an evening US game starts after midnight UTC: the US (Eastern) calendar day is the date
         "game_date": start.dt.tz_convert("America/New_York").dt.date,
         "home": raw["home_team"].map(TEAM_TRICODES), "away": raw["away_team"].map(TEAM_TRICODES),
     })
+    rows.attrs["unknown"] = {str(k): int(v) for k, v in unknown.items()}
+    return rows
 
 
 def _match_lines(raw: pd.DataFrame, box_scores: pd.DataFrame) -> LinesResult:
     """Over and under of each posted line side by side, matched to the player it names."""
-    keys = ["game_date", "player_name", "bookmaker", "home", "away", "line", "commence_time", "posted"]
+    keys = ["game_date", "player_name", "market", "bookmaker", "home", "away", "line", "commence_time", "posted"]
     wide = raw.pivot_table(index=keys, columns="side", values="price", aggfunc="first").reset_index()
     wide = wide.rename(columns={"Over": "over_price", "Under": "under_price"})
     for col in ("over_price", "under_price"):
@@ -257,8 +284,8 @@ def _match_lines(raw: pd.DataFrame, box_scores: pd.DataFrame) -> LinesResult:
     matched = matched.dropna(subset=["player_id"])
     # one line per player, date and book: the latest snapshot wins when a book moved it
     matched = matched.sort_values(["posted", "commence_time"], kind="stable").drop_duplicates(
-        ["game_date", "player_id", "bookmaker"], keep="last")
+        ["game_date", "player_id", "market", "bookmaker"], keep="last")
     matched["player_id"] = matched["player_id"].astype("Int64")
     lines = matched[PROP_LINES_SCHEMA.column_names].sort_values(
-        ["game_date", "player_id", "bookmaker"], ignore_index=True)
+        ["game_date", "player_id", "market", "bookmaker"], ignore_index=True)
     return LinesResult(lines, unmatched)

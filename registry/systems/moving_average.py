@@ -1,4 +1,4 @@
-"""The baseline every model must beat: the best of the player's rolling points averages.
+"""The baseline every model must beat: the best of the player's rolling averages of the market's outcome.
 
 Which average (last 5, last 10, season, exponentially weighted) is chosen on validation; where it
 is null (a debut) the next best one stands in, and the training mean where all are null. Training
@@ -23,7 +23,7 @@ NAME = MOVING_AVERAGE
 KIND = "moving_average"
 TUNED = False
 COMBINES = False
-CANDIDATES = ("points_avg_last_5", "points_avg_last_10", "points_avg_season", "points_ewm_10")
+CANDIDATES = ("{m}_avg_last_5", "{m}_avg_last_10", "{m}_avg_season", "{m}_ewm_10")  # {m}: the market
 
 
 @dataclass
@@ -37,11 +37,12 @@ def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int
         members: Mapping[str, Any] | None = None) -> MovingAverage:
     """Nothing to tune or seed: the averages are ranked by their validation MAE where they exist."""
     val, actual = splits.x("val"), splits.y("val")
+    candidates = [c.format(m=splits.market.name) for c in CANDIDATES]
     scores = {}
-    for column in CANDIDATES:
+    for column in candidates:
         known = val[column].notna().to_numpy()
         scores[column] = float(np.mean(np.abs(actual[known] - val[column].to_numpy(float)[known])))
-    columns = sorted(CANDIDATES, key=scores.__getitem__)
+    columns = sorted(candidates, key=scores.__getitem__)
     features = list(val.columns)
     return MovingAverage(columns, float(np.mean(splits.y("train"))), [features.index(c) for c in columns])
 
@@ -64,4 +65,4 @@ def load(meta: dict[str, Any], folder: Path) -> MovingAverage:
 
 def importances(model: MovingAverage, splits: Splits) -> dict[str, float]:
     """Not a learned model: 1 for the average it uses first, 0 elsewhere."""
-    return {column: float(column == model.columns[0]) for column in CANDIDATES}
+    return {column: float(column == model.columns[0]) for column in model.columns}

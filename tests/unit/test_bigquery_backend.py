@@ -307,7 +307,7 @@ def test_upsert_creates_loads_merges_and_drops_staging() -> None:
 def test_a_rebuild_write_deletes_what_it_supersedes_in_the_same_transaction() -> None:
     client = FakeClient()
     lines = pd.DataFrame([{
-        "game_date": dt.date(2025, 2, 1), "player_id": 7, "player_name": "A", "bookmaker": "dk",
+        "game_date": dt.date(2025, 2, 1), "player_id": 7, "player_name": "A", "market": "points", "bookmaker": "dk",
         "line": 21.5, "over_price": -110, "under_price": None, "team": "BOS", "opponent": None,
         "commence_time": pd.Timestamp("2025-02-01T19:00Z"),
     }])

@@ -71,11 +71,12 @@ def test_missing_inputs_are_null_and_counted_never_filled() -> None:
 
 
 def test_a_line_becomes_the_median_over_books() -> None:
-    lines = pd.DataFrame({"game_date": [dt.date(2024, 11, 4)] * 3, "player_id": [1, 1, 1],
-                          "line": [25.5, 26.5, 27.5]})
+    lines = pd.DataFrame({"game_date": [dt.date(2024, 11, 4)] * 4, "player_id": [1, 1, 1, 1],
+                          "market": ["points", "points", "points", "rebounds"], "line": [25.5, 26.5, 27.5, 7.5]})
     f = build_features(two_team_season(), lines).set_index(["player_id", "game_date"])
     assert f.loc[(1, dt.date(2024, 11, 4)), "vegas_points_line"] == 26.5
-    assert f.loc[(1, dt.date(2024, 11, 4)), "line_minus_avg_last_10"] == 26.5 - 15.0
+    assert f.loc[(1, dt.date(2024, 11, 4)), "line_minus_points_avg_last_10"] == 26.5 - 15.0
+    assert f.loc[(1, dt.date(2024, 11, 4)), "vegas_rebounds_line"] == 7.5  # each market its own line
     assert np.isnan(f.loc[(1, dt.date(2024, 11, 2)), "vegas_points_line"])
 
 

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 from contracts import BOX_SCORES_SCHEMA, DATA_CHECKS_SCHEMA, PREDICTION_GRADES_SCHEMA, PREDICTIONS_SCHEMA
+from markets import MARKETS
 from monitoring.grading import grade, grade_days
 from monitoring.metrics import group_metrics
-from registry.predictions import recommendation
+from registry import probability
+from registry.predictions import priced
 from training.metrics import line_metrics
 
 DAY = dt.date(2025, 1, 10)
@@ -18,10 +20,11 @@ NOW = pd.Timestamp("2025-01-11 08:00", tz="UTC")
 
 
 def predictions(rows: list[tuple]) -> pd.DataFrame:
-    """(game_id, player_id, predicted, line, p_over) -> rows of player_prop_predictions."""
-    frame = pd.DataFrame(rows, columns=["game_id", "player_id", "predicted_points", "line", "p_over"])
-    return frame.assign(game_date=DAY, system="xgboost_v1", model_version="3",
-                        recommendation=recommendation(frame["predicted_points"], frame["line"]),
+    """(game_id, player_id, predicted, line, p_over, call) -> points rows of player_prop_predictions."""
+    frame = pd.DataFrame(rows, columns=["game_id", "player_id", "predicted_points", "line", "p_over",
+                                        "recommendation"])
+    return frame.assign(game_date=DAY, market="points", system="xgboost_v1", model_version="3",
+                        p_push=0.0, p_under=1 - frame["p_over"], confidence=np.nan,
                         source="test", created_at=NOW)[PREDICTIONS_SCHEMA.column_names]
 
 
@@ -35,12 +38,12 @@ def box(rows: list[tuple]) -> pd.DataFrame:
 
 
 PREDICTED = predictions([
-    ("G1", 1, 21.0, 18.5, 0.62),     # OVER, scores 20: win, error 1
-    ("G1", 2, 10.0, 12.5, 0.40),     # UNDER, scores 13: loss, error 3
-    ("G1", 3, 16.0, 15.0, 0.55),     # OVER, scores 15 = line: push, error 1
-    ("G1", 4, 8.0, np.nan, np.nan),  # no line: PASS, scores 13: error 5
-    ("G1", 5, 12.0, 11.5, 0.51),     # no box-score row: did not play -> void
-    ("G2", 6, 25.0, 24.5, 0.55),     # G2 has no results yet -> not graded
+    ("G1", 1, 21.0, 18.5, 0.62, "OVER"),     # scores 20: win, error 1
+    ("G1", 2, 10.0, 12.5, 0.40, "UNDER"),    # scores 13: loss, error 3
+    ("G1", 3, 16.0, 15.0, 0.55, "OVER"),     # scores 15 = line: push, error 1
+    ("G1", 4, 8.0, np.nan, np.nan, "PASS"),  # no line, scores 13: error 5
+    ("G1", 5, 12.0, 11.5, 0.51, "PASS"),     # no box-score row: did not play -> void
+    ("G2", 6, 25.0, 24.5, 0.55, "OVER"),     # G2 has no results yet -> not graded
 ])
 RESULTS = box([("G1", 1, 20), ("G1", 2, 13), ("G1", 3, 15), ("G1", 4, 13), ("G2", 6, 30)])
 
@@ -86,12 +89,13 @@ def test_real_day_grades_every_prediction_and_agrees_with_training_metrics(box_2
     played = history[history["game_date"].isin(days) & history["predicted"].notna()]
     line = played.merge(lines_2024_25.groupby(["game_date", "player_id"])["line"].median().reset_index(),
                         on=["game_date", "player_id"], how="left")["line"].to_numpy()
+    predicted = played["predicted"].to_numpy(float)
+    params = probability.fit("normal", played["points"].to_numpy(float), predicted)
     frame = pd.DataFrame({
         "game_date": played["game_date"].to_numpy(), "game_id": played["game_id"].to_numpy(),
-        "player_id": played["player_id"].to_numpy(), "system": "moving_average", "model_version": "1",
-        "predicted_points": played["predicted"].to_numpy(), "line": line,
-        "recommendation": recommendation(played["predicted"].to_numpy(), line),
-        "p_over": np.where(np.isnan(line), np.nan, 0.5), "source": "test", "created_at": NOW})
+        "player_id": played["player_id"].to_numpy(), "market": "points", "system": "moving_average",
+        "model_version": "1", "predicted_points": predicted,
+        **priced(probability.probabilities(params, predicted, line), line), "source": "test", "created_at": NOW})
     first_game = frame.iloc[0]
     scratch = first_game.copy()
     scratch["player_id"] = 1  # no such player in the box score: did not play
@@ -107,5 +111,5 @@ def test_real_day_grades_every_prediction_and_agrees_with_training_metrics(box_2
     truth = played[played["game_id"] != waiting]
     assert np.isclose(graded["abs_error"].mean(), (truth["points"] - truth["predicted"]).abs().mean())
     check = truth.assign(vegas_points_line=line[(played["game_id"] != waiting).to_numpy()])
-    expected = line_metrics(check, check["predicted"].to_numpy())["test_hit_rate"]
+    expected = line_metrics(check, check["predicted"].to_numpy(), MARKETS["points"], params)["test_hit_rate"]
     assert np.isclose(group_metrics(grades)["hit_rate"], expected)

@@ -67,11 +67,13 @@ def test_player_names_normalise(printed: str, expected: str) -> None:
 
 
 def test_lines_match_players_on_the_us_game_date(box_2024_25: pd.DataFrame, lines_2024_25: pd.DataFrame) -> None:
-    lebron = lines_2024_25[(lines_2024_25.player_id == 2544) & (lines_2024_25.game_date == dt.date(2024, 10, 22))]
+    lebron = lines_2024_25[(lines_2024_25.player_id == 2544) & (lines_2024_25.game_date == dt.date(2024, 10, 22))
+                           & (lines_2024_25.market == "points")]
     # tip-off 02:00 UTC on the 23rd is the evening of the 22nd in the US
     assert set(lebron.bookmaker) == {"PrizePicks", "Underdog"}
     assert lebron.line.iloc[0] == 24.5 and lebron.opponent.iloc[0] == "MIN"
-    assert not lines_2024_25.duplicated(["game_date", "player_id", "bookmaker"]).any()
+    assert not lines_2024_25.duplicated(["game_date", "player_id", "market", "bookmaker"]).any()
+    assert set(lines_2024_25.market) == {"points", "rebounds", "assists"}  # the shipped markets, each ingested
 
 
 def test_unmatched_line_names_are_reported(tmp_path: Path, box_2024_25: pd.DataFrame) -> None:

@@ -20,7 +20,7 @@ NOW = pd.Timestamp("2025-01-21 08:00", tz="UTC")
 def grades(rows: list[tuple], day: dt.date = DAY, system: str = "xgboost_v1", version: str = "3") -> pd.DataFrame:
     """(outcome, actual, error, line, ou_result, p_over) -> prediction_grades rows."""
     frame = pd.DataFrame(rows, columns=["outcome", "actual_points", "abs_error", "line", "ou_result", "p_over"])
-    return frame.assign(game_date=day, game_id="G", player_id=range(len(frame)), system=system,
+    return frame.assign(game_date=day, game_id="G", player_id=range(len(frame)), market="points", system=system,
                         model_version=version, predicted_points=0.0, recommendation="OVER",
                         graded_at=NOW)[PREDICTION_GRADES_SCHEMA.column_names]
 
@@ -92,7 +92,7 @@ def test_data_metrics_missing_share_freshness_and_seasonal_features_left_out_of_
                         created_at=NOW)
     day, week = values(rows, "day", "data"), values(rows, "7d", "data")
     assert set(day) | set(week) == {*DATA_METRIC_KEYS, *(f"psi.{name}" for name in FEATURE_NAMES)}
-    assert day["missing_input_share"] == pytest.approx(1 / 33)
+    assert day["missing_input_share"] == pytest.approx(1 / len(FEATURE_NAMES))
     assert day["freshness_days"] == 2 and day["n_feature_rows"] == 10
     assert week["psi.is_home"] == pytest.approx(feature_psi(reference, pd.concat([today, earlier]))["is_home"])
     assert week["psi.days_rest"] > week["psi.is_home"]  # a schedule feature: logged, not the alarm

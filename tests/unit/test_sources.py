@@ -97,7 +97,10 @@ def test_odds_api_lines_are_matched_to_players(box_2024_25: pd.DataFrame) -> Non
     # the US calendar day 2025-01-10, asked for in UTC
     assert dict(events.url.params) == {"apiKey": "k-123", "commenceTimeFrom": "2025-01-10T05:00:00Z",
                                        "commenceTimeTo": "2025-01-11T05:00:00Z"}
-    assert odds.url.params["markets"] == "player_points" and odds.url.params["oddsFormat"] == "american"
+    # every declared market is asked for, by The Odds API's market keys
+    assert odds.url.params["markets"].split(",") == ["player_points", "player_rebounds", "player_assists",
+                                                     "player_threes", "player_points_rebounds_assists"]
+    assert odds.url.params["oddsFormat"] == "american"
 
 
 def test_odds_api_errors_name_the_source_and_never_the_key(monkeypatch: pytest.MonkeyPatch,

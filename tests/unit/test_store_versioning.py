@@ -9,13 +9,14 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from contracts import FEATURE_STORE, FEATURE_VERSION, PLAYER_GAME_COLUMNS
+from contracts import FEATURE_STORE, FEATURE_VERSION, PLAYER_GAME_COLUMNS, PROP_LINES_SCHEMA
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 from features.store import StaleStoreError, read_store
+from markets import MARKETS
 from warehouse import Warehouse
 from warehouse.base import SchemaMismatch, _typed
 
-NEW_COLUMN = "line_minus_avg_last_10"  # a feature as if the code had just added it
+NEW_COLUMN = "line_minus_points_avg_last_10"  # a feature as if the code had just added it
 OLDER_SCHEMA = dataclasses.replace(FEATURE_STORE_SCHEMA,
                                    columns=tuple(c for c in FEATURE_STORE_SCHEMA.columns if c.name != NEW_COLUMN))
 DAYS = (dt.date(2025, 1, 10), dt.date(2025, 1, 12))
@@ -25,7 +26,8 @@ def feature_rows(schema=FEATURE_STORE_SCHEMA, version: str = FEATURE_VERSION, fi
     """One row per day of DAYS, every feature 1.0."""
     rows = [{"player_id": first_player + i, "player_name": f"P{i}", "game_id": f"G{i}", "game_date": day,
              "season": "2024-25", "team": "BOS", "opponent": "NYK", **dict.fromkeys(FEATURE_NAMES, 1.0),
-             "points": 20.0, "feature_version": version, "missing_inputs": 0} for i, day in enumerate(DAYS)]
+             **dict.fromkeys(MARKETS, 2.0), "feature_version": version, "missing_inputs": 0}
+            for i, day in enumerate(DAYS)]
     return _typed(schema, pd.DataFrame(rows)[schema.column_names])
 
 
@@ -73,3 +75,19 @@ def test_a_non_null_column_added_later_is_migrated_nullable(warehouse: Warehouse
     warehouse.write(FEATURE_STORE_SCHEMA, feature_rows(first_player=10))
     stored = warehouse.read(FEATURE_STORE_SCHEMA).set_index("player_id")
     assert stored.loc[[1, 2], "missing_inputs"].isna().all() and list(stored.loc[[10, 11], "missing_inputs"]) == [0, 0]
+
+
+def test_a_key_column_added_later_rebuilds_the_key_and_fills_its_default(warehouse: Warehouse) -> None:
+    """``prop_lines`` as stored before markets (no ``market``, keyed without it): the next write makes the
+    table anew with the declared key, the stored lines become points lines, and a rebounds line of the
+    same player, date and book now lives beside them."""
+    before = dataclasses.replace(PROP_LINES_SCHEMA, columns=tuple(c for c in PROP_LINES_SCHEMA.columns
+                                                                  if c.name != "market"),
+                                 key=("game_date", "player_id", "bookmaker"))
+    line = {"game_date": DAYS[0], "player_id": 1, "player_name": "A", "bookmaker": "dk", "line": 20.5,
+            "over_price": -110, "under_price": -110, "team": "BOS", "opponent": "NYK",
+            "commence_time": pd.Timestamp("2025-01-11T00:00Z")}
+    warehouse.write(before, pd.DataFrame([line]))
+    warehouse.write(PROP_LINES_SCHEMA, pd.DataFrame([{**line, "market": "rebounds", "line": 7.5}]))
+    stored = warehouse.read(PROP_LINES_SCHEMA)
+    assert stored[["market", "line"]].values.tolist() == [["points", 20.5], ["rebounds", 7.5]]
