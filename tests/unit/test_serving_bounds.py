@@ -23,8 +23,8 @@ DAY = dt.date(2025, 1, 10)
 def test_a_read_during_this_process_s_own_write_sees_the_last_commit_at_once(tmp_path: Path) -> None:
     store = connect(f"duckdb:///{tmp_path / 'w.duckdb'}")
     line = pd.DataFrame({"game_date": [DAY], "player_id": [1], "player_name": ["A"], "market": ["points"],
-                         "bookmaker": ["b"], "line": [20.5], "over_price": [-110], "under_price": [-110], "team": ["BOS"],
-                         "opponent": ["NYK"], "commence_time": [pd.Timestamp("2025-01-11T00:00Z")]})
+                         "bookmaker": ["b"], "line": [20.5], "over_price": [-110], "under_price": [-110],
+                         "team": ["BOS"], "opponent": ["NYK"], "commence_time": [pd.Timestamp("2025-01-11T00:00Z")]})
     store.write(PROP_LINES_SCHEMA, line)
     writer = duckdb.connect(str(store.path))  # a write in progress, as a backfill thread holds it
     writer.execute("BEGIN TRANSACTION")
