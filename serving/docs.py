@@ -36,7 +36,11 @@ VALIDATION = {"type": "object", "properties": {
 
 
 def _answer(description: str, schema: dict[str, Any] = ERROR) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+    example = {"detail": description} if schema is ERROR else {
+        "detail": [{"loc": ["body", "games", 0, "player_id"], "type": "greater_than",
+                    "msg": "games.0.player_id: Input should be greater than 0 (got -1)", "input": -1}],
+        "error_count": 1}
+    return {"description": description, "content": {"application/json": {"schema": schema, "example": example}}}
 
 
 def _swagger_page(title: str, openapi_url: str) -> str:

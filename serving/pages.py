@@ -202,6 +202,11 @@ def _num(value: float | None, digits: int = 1, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _line(value: float | None) -> str:
+    """A line as posted (17.5), or a consensus of books as it falls (17.75)."""
+    return "" if value is None else f"{value:g}"
+
+
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.0f}%"
 
@@ -450,7 +455,7 @@ def board_cells(board: Board, row: BoardRow) -> list[Cell]:
     last5, last10 = row.minutes_trend()
     minutes_text = f"{_num(last5)} / {_num(last10)}" if last10 is not None else ""
     return [
-        Cell(row.player, css="player"), Cell(row.team), Cell(row.opponent), Cell(_num(row.line)),
+        Cell(row.player, css="player"), Cell(row.team), Cell(row.opponent), Cell(_line(row.line)),
         Cell(" · ".join(f"{book} {value:g}" for book, value in row.books), css="books"),
         *(Cell(_num(row.predictions.get(system)), css="num") for system in board.systems),
         Cell(_num(row.edge, signed=True), css="num " + ("pos" if (row.edge or 0) > 0 else "neg" if row.edge else "")),
@@ -517,6 +522,23 @@ def player_names(warehouse: Warehouse, day: dt.date) -> dict[int, tuple[str, str
                          (day, day))
     both = pd.concat([box, slate]).sort_values("game_date")
     return {int(r.player_id): (str(r.player_name), str(r.team)) for r in both.itertuples()}
+
+
+def result_rows(grades: pd.DataFrame, names: dict[int, tuple[str, str]], systems: list[str],
+                lead: str | None) -> list[dict[str, Any]]:
+    """One row per player graded on the date: the line and the actual value, then per system its
+    prediction, call, P(over) and result; by team, then player."""
+    rows = []
+    for player_id, group in grades.groupby("player_id"):
+        by_system = {r.system: r for r in group.itertuples()}
+        led = by_system.get(lead) or next(iter(by_system.values()))
+        name, team = names.get(int(player_id), (f"player {player_id}", ""))
+        rows.append({"player": name, "team": team, "line": _line(_finite(led.line)),
+                     "actual": "" if _finite(led.actual_points) is None else f"{led.actual_points:g}",
+                     "systems": {s: {"predicted": _num(_finite(r.predicted_points)), "call": str(r.recommendation),
+                                     "p_over": _pct(_finite(r.p_over)), "result": _outcome_label(r),
+                                     "version": str(r.model_version)} for s, r in by_system.items()}})
+    return sorted(rows, key=lambda r: (r["team"], r["player"].lower()))
 
 
 def _outcome_label(row: Any) -> str:
@@ -700,16 +722,11 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
                            f"{names.get(int(r.player_id), ('?', ''))[0]}: predicted {r.predicted_points:.1f}, "
                            f"actual {r.actual_points:g}") for r in graded.itertuples()]},
             "predicted", "actual")
-        ordered = grades.assign(_order=grades["system"].map({s: i for i, s in enumerate(ordered_systems(
-            grades["system"].unique()))})).sort_values(["_order", "player_id"])
-        rows = [{"player": names.get(int(r.player_id), (f"player {r.player_id}", ""))[0],
-                 "team": names.get(int(r.player_id), ("", ""))[1], "system": r.system, "version": r.model_version,
-                 "line": _num(_finite(r.line)), "predicted": _num(_finite(r.predicted_points)),
-                 "actual": _num(_finite(r.actual_points), 0), "call": r.recommendation,
-                 "p_over": _pct(_finite(r.p_over)), "result": _outcome_label(r)}
-                for r in ordered.head(MAX_ROWS).itertuples()]
+        systems = ordered_systems(grades["system"].unique())
+        rows = result_rows(grades, names, systems, lead)
         return _html("results.html", page=Page(f"Results {day} · {market.label}", "results"), day=day,
-                     market=market, summary=summary, rows=rows, total=len(grades), max_rows=MAX_ROWS,
+                     market=market, summary=summary, systems=systems, rows=rows[:MAX_ROWS], total=len(rows),
+                     max_rows=MAX_ROWS,
                      hit_chart=hit_chart, scatter=scatter, pct=_pct, num=_num,
                      previous=day - dt.timedelta(days=1), next=day + dt.timedelta(days=1))
 
