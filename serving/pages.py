@@ -22,6 +22,9 @@ import datetime as dt
 import io
 import math
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +101,8 @@ SEASON_WINDOW_DAYS = 240
 LOOKAHEAD_DAYS = 14  # how far ahead the board looks for the next slate
 LOOKBACK_DAYS = (14, 90, 400)  # then back, in widening windows, for the latest one
 BACKTEST_SOURCE = "backtest:"  # predictions a backtest wrote: shown only where nothing live exists
+BOARD_SECONDS = 30.0  # a board read is reused this long: sorting, filtering and the CSV re-read nothing
+BOARD_CACHE = 16  # boards (date, market) kept, least recently used dropped first
 ALERT_DAYS = 7  # alerts of the week ending on the performance window's last day are "open"
 CALLS = ("OVER", "UNDER", "PASS")
 Z_95 = 1.959964
@@ -255,18 +260,21 @@ class Board:
     teams: list[str]
 
 
-def _form(box: pd.DataFrame, market: MarketView) -> dict[int, tuple[list[float], list[str], list[float]]]:
+def _form(box: pd.DataFrame, market: MarketView,
+          players: set[int]) -> dict[int, tuple[list[float], list[str], list[float]]]:
     """Per player, his last ``FORM_GAMES`` outcomes of the market, their dates and his minutes, oldest first."""
-    if box.empty:
-        return {}
-    box = box.sort_values(["player_id", "game_date"])
-    box = box.assign(_outcome=box[list(market.target)].astype(float).sum(axis=1, min_count=len(market.target)))
-    out = {}
-    for player_id, games in box.groupby("player_id", sort=False):
-        last = games.tail(FORM_GAMES)
-        out[int(player_id)] = (last["_outcome"].astype(float).tolist(),
-                               [d.strftime("%b %d") for d in pd.to_datetime(last["game_date"])],
-                               last["minutes"].astype(float).fillna(0.0).tolist())
+    box = box[box["player_id"].isin(players)].sort_values(["player_id", "game_date"])
+    last = box.groupby("player_id", sort=False).tail(FORM_GAMES)
+    outcome = last[list(market.target)].astype(float).sum(axis=1, min_count=len(market.target)).to_numpy()
+    dates = pd.to_datetime(last["game_date"]).dt.strftime("%b %d").tolist()
+    minutes = last["minutes"].astype(float).fillna(0.0).to_numpy()
+    out: dict[int, tuple[list[float], list[str], list[float]]] = {}
+    for i, player_id in enumerate(last["player_id"].astype(int).tolist()):
+        values, days, played = out.setdefault(player_id, ([], [], []))
+        if not math.isnan(outcome[i]):
+            values.append(float(outcome[i]))
+            days.append(dates[i])
+        played.append(float(minutes[i]))
     return out
 
 
@@ -297,7 +305,7 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
         box = pd.concat([read_columns(warehouse, BOX_SCORES_SCHEMA, BOX_FORM_COLUMNS,
                                       (day - dt.timedelta(days=SEASON_WINDOW_DAYS),
                                        day - dt.timedelta(days=FORM_WINDOW_DAYS + 1))), box])
-    form = _form(box, market)
+    form = _form(box, market, players)
     names = dict(zip(box["player_id"].astype(int), box["player_name"], strict=True))
     names.update(zip(slate["player_id"].astype(int), slate["player_name"], strict=True))
     teams_of = {int(r.player_id): (r.team, r.opponent, r.game_id) for r in slate.itertuples()}
@@ -305,26 +313,25 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
     for r in lines.sort_values("bookmaker").itertuples():
         books.setdefault(int(r.player_id), []).append((str(r.bookmaker), float(r.line)))
 
+    by_player: dict[int, dict[str, dict[str, Any]]] = {}
+    for record in predictions.to_dict("records"):
+        by_player.setdefault(int(record["player_id"]), {})[record["system"]] = record
     rows = []
-    for player_id, group in predictions.groupby("player_id", sort=False):
-        player_id = int(player_id)
-        by_system = {r.system: r for r in group.itertuples()}
+    for player_id, by_system in by_player.items():
         led = by_system.get(lead) or next(iter(by_system.values()))
         book_lines = books.get(player_id, [])
-        line = _finite(led.line)
+        line = _finite(led["line"])
         if line is None and book_lines:
             line = float(np.median([v for _, v in book_lines]))
-        predicted = _finite(led.predicted_points)
-        p_over = _finite(led.p_over)
-        call = str(led.recommendation)
-        confidence = _finite(led.confidence)
+        predicted, p_over, call = _finite(led["predicted_points"]), _finite(led["p_over"]), str(led["recommendation"])
+        confidence = _finite(led["confidence"])
         if confidence is None and p_over is not None and call in ("OVER", "UNDER"):  # before markets: P(side)
-            p_under = _finite(led.p_under)
+            p_under = _finite(led["p_under"])
             confidence = p_over if call == "OVER" else (p_under if p_under is not None else 1 - p_over)
-        team, opponent, game_id = teams_of.get(player_id, ("", "", str(led.game_id)))
+        team, opponent, game_id = teams_of.get(player_id, ("", "", str(led["game_id"])))
         values, dates, minutes = form.get(player_id, ([], [], []))
         rows.append(BoardRow(player_id, str(names.get(player_id, f"player {player_id}")), team, opponent, game_id,
-                             line, book_lines, {s: float(r.predicted_points) for s, r in by_system.items()},
+                             line, book_lines, {s: float(r["predicted_points"]) for s, r in by_system.items()},
                              None if predicted is None or line is None else round(predicted - line, 2), p_over,
                              call, confidence, values, dates, minutes))
 
@@ -339,6 +346,30 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
                                                     "" if pd.isna(r.reason) else str(r.reason)))
     teams = sorted({r.team for r in rows if r.team})
     return Board(day, market, systems, lead, rows, list(games.values()), teams)
+
+
+class BoardCache:
+    """Boards read in the last ``BOARD_SECONDS``: an analyst sorts and filters one board many times,
+    and the CSV follows the page; a new read after that picks up predictions written since."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._boards: OrderedDict[tuple[dt.date, str], tuple[float, Board]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def board(self, day: dt.date, market: str) -> Board:
+        key = (day, market)
+        with self._lock:
+            cached = self._boards.get(key)
+        if cached is not None and time.monotonic() - cached[0] < BOARD_SECONDS:
+            return cached[1]
+        board = read_board(self.warehouse, day, MARKETS[market])
+        with self._lock:
+            self._boards[key] = (time.monotonic(), board)
+            self._boards.move_to_end(key)
+            while len(self._boards) > BOARD_CACHE:
+                self._boards.popitem(last=False)
+        return board
 
 
 @dataclass
@@ -645,6 +676,7 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
     """The pages' routes, reading ``warehouse``; ``history`` gives a registered model's promotion
     events (default: the registry's ``registry.promotion.history``); ``today`` picks the default date."""
     router = APIRouter(include_in_schema=False)
+    boards = BoardCache(warehouse)
 
     def promotions(market: MarketView) -> tuple[list, str]:
         read = history or registry_history
@@ -677,7 +709,7 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
                 return None, query, _problem(404, f"no {query.market} predictions are stored within "
                                                   f"{LOOKBACK_DAYS[-1]} days of {today()}: run daily or predict first")
             return None, query, RedirectResponse(f"{path}?{query.params(date=found)}", status_code=303)
-        return read_board(warehouse, query.day, MARKETS[query.market]), query, None
+        return boards.board(query.day, query.market), query, None
 
     def board_page(q: dict[str, str]) -> Response:
         board, query, early = board_for(q, "/board")
