@@ -96,10 +96,10 @@ MAX_ROWS = 2000  # rows a page lists (a night has ~300 slate players, ~1,500 gra
 MAX_DAYS = 180  # the longest window the performance page reads
 DEFAULT_DAYS = 60
 FORM_GAMES = 10
-FORM_WINDOW_DAYS = 45  # box scores read for the last 10 games; a whole season back at a season's start
-SEASON_WINDOW_DAYS = 240
+FORM_WINDOW_DAYS = 240  # box scores read for the last 10 games: back over an off-season or a long injury
+NAMES_WINDOW_DAYS = 45  # box scores read for the names of the players a night's results list
 LOOKAHEAD_DAYS = 14  # how far ahead the board looks for the next slate
-LOOKBACK_DAYS = (14, 90, 400)  # then back, in widening windows, for the latest one
+LOOKBACK_DAYS = (14, 90, 400, None)  # then back, in widening windows (None: all), for the latest one
 BACKTEST_SOURCE = "backtest:"  # predictions a backtest wrote: shown only where nothing live exists
 BOARD_SECONDS = 30.0  # a board read is reused this long: sorting, filtering and the CSV re-read nothing
 BOARD_CACHE = 16  # boards (date, market) kept, least recently used dropped first
@@ -158,7 +158,7 @@ def nearest_date(warehouse: Warehouse, schema: TableSchema, market: str, today: 
     if len(ahead):
         return ahead.min()
     for days in LOOKBACK_DAYS:
-        behind = dates(today - dt.timedelta(days=days), today - dt.timedelta(days=1))
+        behind = dates(today - dt.timedelta(days=days) if days else dt.date(1900, 1, 1), today - dt.timedelta(days=1))
         if len(behind):
             return behind.max()
     return None
@@ -299,13 +299,7 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
     out = read_columns(warehouse, PLAYERS_OUT_SCHEMA, ["game_date", "player_id", "team", "reason"], (day, day))
     box = read_columns(warehouse, BOX_SCORES_SCHEMA, BOX_FORM_COLUMNS,
                        (day - dt.timedelta(days=FORM_WINDOW_DAYS), day - dt.timedelta(days=1)))
-    players = set(predictions["player_id"].astype(int))
-    counts = box[box["player_id"].isin(players)].groupby("player_id").size()
-    if players and (counts.reindex(list(players), fill_value=0) < FORM_GAMES).mean() > 0.5:  # a season's start
-        box = pd.concat([read_columns(warehouse, BOX_SCORES_SCHEMA, BOX_FORM_COLUMNS,
-                                      (day - dt.timedelta(days=SEASON_WINDOW_DAYS),
-                                       day - dt.timedelta(days=FORM_WINDOW_DAYS + 1))), box])
-    form = _form(box, market, players)
+    form = _form(box, market, set(predictions["player_id"].astype(int)))
     names = dict(zip(box["player_id"].astype(int), box["player_name"], strict=True))
     names.update(zip(slate["player_id"].astype(int), slate["player_name"], strict=True))
     teams_of = {int(r.player_id): (r.team, r.opponent, r.game_id) for r in slate.itertuples()}
@@ -548,7 +542,7 @@ def system_results(grades: pd.DataFrame) -> list[SystemResult]:
 def player_names(warehouse: Warehouse, day: dt.date) -> dict[int, tuple[str, str]]:
     """Name and team of the players of a date and of the weeks before (a player who sat has no row that day)."""
     box = read_columns(warehouse, BOX_SCORES_SCHEMA, ["player_id", "player_name", "game_id", "game_date", "team"],
-                       (day - dt.timedelta(days=FORM_WINDOW_DAYS), day))
+                       (day - dt.timedelta(days=NAMES_WINDOW_DAYS), day))
     slate = read_columns(warehouse, FEATURE_KEYS, ["player_id", "player_name", "game_id", "game_date", "team"],
                          (day, day))
     both = pd.concat([box, slate]).sort_values("game_date")
@@ -706,8 +700,8 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
         if query.day is None:
             found = nearest_date(warehouse, PREDICTIONS_SCHEMA, query.market, today())
             if found is None:
-                return None, query, _problem(404, f"no {query.market} predictions are stored within "
-                                                  f"{LOOKBACK_DAYS[-1]} days of {today()}: run daily or predict first")
+                return None, query, _problem(404, f"no {query.market} predictions are stored: run daily or "
+                                                  "predict first")
             return None, query, RedirectResponse(f"{path}?{query.params(date=found)}", status_code=303)
         return boards.board(query.day, query.market), query, None
 
@@ -735,8 +729,8 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
         if day is None:
             found = nearest_date(warehouse, PREDICTION_GRADES_SCHEMA, market.name, today())
             if found is None:
-                return _problem(404, f"no graded {market.name} predictions within {LOOKBACK_DAYS[-1]} days of "
-                                     f"{today()}: daily grades them once results arrive")
+                return _problem(404, f"no graded {market.name} predictions are stored: daily grades them once "
+                                     "results arrive")
             return RedirectResponse(f"/results?date={found}&market={market.name}", status_code=303)
         grades = read_columns(warehouse, PREDICTION_GRADES_SCHEMA, GRADE_COLUMNS, (day, day))
         grades = grades[grades["market"] == market.name]
@@ -767,8 +761,8 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
         days = int(_number("days", q.get("days"), 1, MAX_DAYS) or DEFAULT_DAYS)
         end = parse_date("end", q.get("end")) or nearest_date(warehouse, MONITORING_SCHEMA, market.name, today())
         if end is None:
-            return _problem(404, f"no {market.name} monitoring metrics within {LOOKBACK_DAYS[-1]} days of "
-                                 f"{today()}: daily records them after grading")
+            return _problem(404, f"no {market.name} monitoring metrics are stored: daily records them after "
+                                 "grading")
         start = end - dt.timedelta(days=days - 1)
         metrics = read_columns(warehouse, MONITORING_SCHEMA, ["game_date", "market", "system", "model_version",
                                                                "period", "metric", "value"], (start, end))
@@ -792,8 +786,7 @@ def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = N
         latest_data = data[data["game_date"] == data["game_date"].max()] if len(data) else data
         freshness = {r.metric: r.value for r in latest_data.itertuples()
                      if r.metric in ("freshness_days", "psi_max", "missing_input_share", "n_feature_rows")}
-        checks = read_columns(warehouse, DATA_CHECKS_SCHEMA, ["game_date", "status", "problems"],
-                              (end - dt.timedelta(days=LOOKBACK_DAYS[-1]), end))
+        checks = read_columns(warehouse, DATA_CHECKS_SCHEMA, ["game_date", "status", "problems"], (start, end))
         held = checks[checks["status"] == "held"].sort_values("game_date", ascending=False)
         alerts = read_columns(warehouse, ALERTS_SCHEMA, ["game_date", "rule", "market", "system", "value",
                                                           "threshold", "message"],
