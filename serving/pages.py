@@ -665,19 +665,17 @@ def _problem(status: int, message: str) -> HTMLResponse:
     return _html("problem.html", status, page=Page("Cannot show this page", ""), message=message)
 
 
-def pages_router(warehouse: Warehouse, history: Callable[[str], list] | None = None,
-                 today: Callable[[], dt.date] = dt.date.today) -> APIRouter:
-    """The pages' routes, reading ``warehouse``; ``history`` gives a registered model's promotion
-    events (default: the registry's ``registry.promotion.history``); ``today`` picks the default date."""
+def pages_router(warehouse: Warehouse) -> APIRouter:
+    """The pages' routes, reading ``warehouse`` (and the registry, for the promotion history)."""
+    today = dt.date.today
     router = APIRouter(include_in_schema=False)
     boards = BoardCache(warehouse)
 
     def promotions(market: MarketView) -> tuple[list, str]:
-        read = history or registry_history
         events, problems = [], []
         for system in SYSTEMS:
             try:
-                events += read(market.registered_name(system))
+                events += registry_history(market.registered_name(system))
             except ValueError:  # PromotionError: not registered (for this market)
                 continue
             except Exception as exc:  # the registry is another service: the page still shows the rest

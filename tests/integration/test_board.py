@@ -227,6 +227,13 @@ def test_pages_read_without_a_token_and_writes_still_need_one(platform: dict) ->
         assert "401" in schema["paths"]["/reload"]["post"]["responses"]
 
 
+def test_the_default_date_is_the_next_slate_else_the_latest(platform: dict) -> None:
+    warehouse = platform["warehouse"]
+    assert pages.nearest_date(warehouse, PREDICTIONS_SCHEMA, "points", dt.date(2025, 1, 7)) == GRADED_DAYS[0]
+    assert pages.nearest_date(warehouse, PREDICTIONS_SCHEMA, "points", dt.date(2025, 3, 1)) == DAY
+    assert pages.nearest_date(warehouse, PREDICTIONS_SCHEMA, "threes", DAY) is None
+
+
 def test_a_store_from_before_markets_reads_as_points(tmp_path: Path) -> None:
     """Rows written without a market column (this checkout's contracts, or an older store) are points."""
     old = connect(f"duckdb:///{tmp_path / 'old.duckdb'}")
