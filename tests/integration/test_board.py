@@ -38,6 +38,7 @@ from features.store import read_store
 from registry.predictions import recommendation
 from serving import pages
 from serving.local import running
+from serving.service import create_coordinator_app
 from serving.worker import create_app
 from tests.conftest import SEASON_2024_25
 from warehouse import connect
@@ -387,6 +388,11 @@ def test_the_api_docs_render_without_internet(page, platform: dict) -> None:
     tab.wait_for_selector("redoc h1, .api-content h1")
     assert "prediction worker" in tab.inner_text("redoc")
     tab.screenshot(path=str(SHOTS / "redoc.png"), full_page=False)
+    with running(create_coordinator_app(platform["url"], platform["warehouse"], token=TOKEN)) as coordinator:
+        tab.goto(f"{coordinator}/docs")
+        tab.wait_for_selector(".swagger-ui .info .title")
+        assert "coordinator" in tab.inner_text(".swagger-ui .info .title")
+        assert tab.locator("button.authorize").count() == 1
     tab.goto(tab.base)
     assert tab.locator("a[href='/board']").count() >= 1
     tab.screenshot(path=str(SHOTS / "home.png"), full_page=False)
