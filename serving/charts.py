@@ -79,11 +79,15 @@ class Plot:
     y_label: str = ""
 
     @property
+    def right(self) -> int:
+        return self.width - MARGIN["right"]
+
+    @property
     def empty(self) -> bool:
         return not any(s.path or s.dots or s.whiskers for s in self.series)
 
 
-MARGIN = {"left": 44, "right": 12, "top": 12, "bottom": 34}
+MARGIN = {"left": 44, "right": 24, "top": 12, "bottom": 34}  # right: room for the last x label
 
 
 def _frame(title: str, width: int, height: int) -> tuple[Plot, float, float, float, float]:

@@ -278,6 +278,12 @@ def _form(box: pd.DataFrame, market: MarketView,
     return out
 
 
+def _sat_out(team: str, sides: tuple[str, str], game_id: str) -> tuple[str, str, str]:
+    """Team, opponent and game of a predicted player without a row on the date."""
+    opponent = sides[1] if team == sides[0] else sides[0] if team == sides[1] else ""
+    return team, opponent, game_id
+
+
 BOX_FORM_COLUMNS = ("player_id", "player_name", "game_id", "game_date", "team", "minutes", "points", "reb", "ast",
                     "fg3m")
 
@@ -303,6 +309,10 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
     names = dict(zip(box["player_id"].astype(int), box["player_name"], strict=True))
     names.update(zip(slate["player_id"].astype(int), slate["player_name"], strict=True))
     teams_of = {int(r.player_id): (r.team, r.opponent, r.game_id) for r in slate.itertuples()}
+    # a player who sat out a played game has no row that day (the box score replaced the slate):
+    # his latest team, and the other side of the game he was predicted for
+    last_team = dict(zip(box["player_id"].astype(int), box["team"], strict=True))
+    sides = {r.game_id: (r.team, r.opponent) for r in slate.itertuples()}
     books: dict[int, list[tuple[str, float]]] = {}
     for r in lines.sort_values("bookmaker").itertuples():
         books.setdefault(int(r.player_id), []).append((str(r.bookmaker), float(r.line)))
@@ -322,7 +332,9 @@ def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
         if confidence is None and p_over is not None and call in ("OVER", "UNDER"):  # before markets: P(side)
             p_under = _finite(led["p_under"])
             confidence = p_over if call == "OVER" else (p_under if p_under is not None else 1 - p_over)
-        team, opponent, game_id = teams_of.get(player_id, ("", "", str(led["game_id"])))
+        game_id = str(led["game_id"])
+        team, opponent, game_id = teams_of.get(player_id) or _sat_out(last_team.get(player_id, ""),
+                                                                      sides.get(game_id, ("", "")), game_id)
         values, dates, minutes = form.get(player_id, ([], [], []))
         rows.append(BoardRow(player_id, str(names.get(player_id, f"player {player_id}")), team, opponent, game_id,
                              line, book_lines, {s: float(r["predicted_points"]) for s, r in by_system.items()},
@@ -782,8 +794,8 @@ def pages_router(warehouse: Warehouse) -> APIRouter:
         calibration = charts.scatter_plot("Reliability of P(over)", reliability(grades), "P(over)",
                                           "share of overs", width=360, height=320, bounds=(0.0, 1.0), connect=True)
         latest_data = data[data["game_date"] == data["game_date"].max()] if len(data) else data
-        freshness = {r.metric: r.value for r in latest_data.itertuples()
-                     if r.metric in ("freshness_days", "psi_max", "missing_input_share", "n_feature_rows")}
+        freshness = {r.metric: r.value for r in latest_data.itertuples() if _finite(r.value) is not None
+                     and r.metric in ("freshness_days", "psi_max", "missing_input_share", "n_feature_rows")}
         checks = read_columns(warehouse, DATA_CHECKS_SCHEMA, ["game_date", "status", "problems"], (start, end))
         held = checks[checks["status"] == "held"].sort_values("game_date", ascending=False)
         alerts = read_columns(warehouse, ALERTS_SCHEMA, ["game_date", "rule", "market", "system", "value",
