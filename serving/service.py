@@ -25,6 +25,7 @@ from features.backfill import backfill
 from features.slate import slate_frame
 from serving.auth import bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
+from serving.docs import offline_docs
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.worker import create_app
 from warehouse import Warehouse, WarehouseError, connect
@@ -148,6 +149,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
             raise HTTPException(422, str(exc)) from None
         return {"summary": summary.render(), "dates": summary.dates, "rows": summary.rows}
 
+    offline_docs(app)
     return app
 
 

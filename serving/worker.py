@@ -38,7 +38,9 @@ from features.store import read_store
 from markets import DEFAULT_MARKET, MARKET_NAMES, MARKETS, Market
 from registry.predictions import priced
 from serving.auth import bearer_guard
+from serving.docs import offline_docs
 from serving.models import LEAD_ORDER, ProductionModels
+from serving.pages import install_pages
 from warehouse import Warehouse, WarehouseError, connect
 
 MAX_BODY_BYTES = 8 * 2**20  # 5,000 explicit rows of 33 named features fit; a larger body is refused unread
@@ -467,4 +469,6 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         return {"changes": changes, "systems": {n: s.version for n, s in models.loaded.items()},
                 "errors": dict(models.errors)}
 
+    install_pages(app, cache.warehouse)
+    offline_docs(app, unavailable=("/health", "/predict"))
     return app
