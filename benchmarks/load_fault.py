@@ -46,7 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 import settings  # noqa: E402
 from contracts import CATBOOST_V8, MOVING_AVERAGE, PRODUCTION_ALIAS, XGBOOST_V1  # noqa: E402
-from features.definitions import FEATURE_NAMES  # noqa: E402
+from features.definitions import FEATURE_NAMES, feature_names  # noqa: E402
+from markets import MARKETS  # noqa: E402
+
+POINTS_FEATURES = feature_names(MARKETS["points"])
 from features.store import read_store  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "load_fault.json"
@@ -80,18 +83,19 @@ def register_systems(root: Path, store_url: str) -> dict[str, list[str]]:
     import xgboost as xgb
     from mlflow.tracking import MlflowClient
 
-    from registry.points_model import PYFUNC_ENTRY, residual_quantiles, write_meta
+    from registry import probability
+    from registry.points_model import PYFUNC_ENTRY, write_meta
     from warehouse import connect
 
     rows = read_store(connect(store_url), START, END)
-    x, y = rows[list(FEATURE_NAMES)].to_numpy(float), rows["points"].to_numpy(float)
+    x, y = rows[POINTS_FEATURES].to_numpy(float), rows["points"].to_numpy(float)
     client = MlflowClient()
     experiment = client.create_experiment("load-fault", artifact_location=(root / "artifacts").as_uri())
     versions: dict[str, list[str]] = {}
 
     def register(system: str, folder: Path, meta: dict[str, Any], predicted: np.ndarray | None) -> None:
-        quantiles = residual_quantiles(y, predicted) if predicted is not None else np.linspace(-20, 20, 101).tolist()
-        write_meta(folder, {**meta, "system": system, "features": list(FEATURE_NAMES), "residual_quantiles": quantiles})
+        fitted = probability.fit("normal", y, predicted if predicted is not None else np.full(len(y), y.mean()))
+        write_meta(folder, {**meta, "system": system, "features": POINTS_FEATURES, "probability": fitted})
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_ENTRY), pip_requirements=[],
                                            artifacts={"bundle": str(folder)}, registered_model_name=system)

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -61,30 +61,12 @@ from contracts import (
     Column,
     TableSchema,
 )
+from features.definitions import outcomes
+from markets import DEFAULT_MARKET, MARKETS, Market
 from serving import charts
 from serving.models import LEAD_ORDER
 from warehouse import Warehouse, WarehouseError
 from warehouse.base import SchemaMismatch
-
-
-class MarketView(NamedTuple):
-    """What the pages need of a market: its name, label and the box-score columns its outcome sums."""
-
-    name: str
-    label: str
-    target: tuple[str, ...]
-
-    def registered_name(self, system: str) -> str:
-        return system if self.name == "points" else f"{self.name}.{system}"
-
-
-# The markets the pages offer, the default first. markets.MARKETS (issue 13) declares the same names,
-# labels and targets: once it lands this block becomes `from markets import DEFAULT_MARKET, MARKETS`.
-MARKETS: dict[str, MarketView] = {m.name: m for m in (
-    MarketView("points", "Points", ("points",)), MarketView("rebounds", "Rebounds", ("reb",)),
-    MarketView("assists", "Assists", ("ast",)), MarketView("threes", "Threes made", ("fg3m",)),
-    MarketView("pra", "Points + rebounds + assists", ("points", "reb", "ast")))}
-DEFAULT_MARKET = "points"
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
@@ -252,7 +234,7 @@ class Game:
 @dataclass
 class Board:
     day: dt.date
-    market: MarketView
+    market: Market
     systems: list[str]
     lead: str | None
     rows: list[BoardRow]
@@ -260,12 +242,12 @@ class Board:
     teams: list[str]
 
 
-def _form(box: pd.DataFrame, market: MarketView,
+def _form(box: pd.DataFrame, market: Market,
           players: set[int]) -> dict[int, tuple[list[float], list[str], list[float]]]:
     """Per player, his last ``FORM_GAMES`` outcomes of the market, their dates and his minutes, oldest first."""
     box = box[box["player_id"].isin(players)].sort_values(["player_id", "game_date"])
     last = box.groupby("player_id", sort=False).tail(FORM_GAMES)
-    outcome = last[list(market.target)].astype(float).sum(axis=1, min_count=len(market.target)).to_numpy()
+    outcome = outcomes(last)[market.name].to_numpy()
     dates = pd.to_datetime(last["game_date"]).dt.strftime("%b %d").tolist()
     minutes = last["minutes"].astype(float).fillna(0.0).to_numpy()
     out: dict[int, tuple[list[float], list[str], list[float]]] = {}
@@ -288,7 +270,7 @@ BOX_FORM_COLUMNS = ("player_id", "player_name", "game_id", "game_date", "team", 
                     "fg3m")
 
 
-def read_board(warehouse: Warehouse, day: dt.date, market: MarketView) -> Board:
+def read_board(warehouse: Warehouse, day: dt.date, market: Market) -> Board:
     """Everything the board shows for one date and market, from six bounded reads."""
     predictions = read_columns(warehouse, PREDICTIONS_SCHEMA, [
         "game_date", "game_id", "player_id", "market", "system", "model_version", "predicted_points", "line",
@@ -663,7 +645,7 @@ class Page:
 
     title: str
     active: str
-    markets: dict[str, MarketView] = field(default_factory=lambda: MARKETS)
+    markets: dict[str, Market] = field(default_factory=lambda: MARKETS)
 
 
 def _html(template: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -683,7 +665,7 @@ def pages_router(warehouse: Warehouse) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     boards = BoardCache(warehouse)
 
-    def promotions(market: MarketView) -> tuple[list, str]:
+    def promotions(market: Market) -> tuple[list, str]:
         events, problems = [], []
         for system in SYSTEMS:
             try:

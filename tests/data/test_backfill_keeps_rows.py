@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from contracts import BOX_SCORES_SCHEMA, TARGET
+from contracts import BOX_SCORES_SCHEMA
 from features.backfill import backfill
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import build_slate
@@ -57,7 +57,7 @@ def ordered(rows: pd.DataFrame) -> pd.DataFrame:
 
 def unplayed(warehouse: Warehouse) -> pd.DataFrame:
     stored = warehouse.read(FEATURE_STORE_SCHEMA)
-    return ordered(stored[stored[TARGET].isna()])
+    return ordered(stored[stored["points"].isna()])
 
 
 def test_slate_rows_survive_backfills_until_their_box_scores_replace_them(
@@ -99,7 +99,7 @@ class CountingWarehouse:
         return getattr(self.inner, name)
 
     def write(self, schema, frame, *args, **kwargs) -> int:
-        if schema.name == FEATURE_STORE_SCHEMA.name and frame[TARGET].notna().any():
+        if schema.name == FEATURE_STORE_SCHEMA.name and frame["points"].notna().any():
             self.months.append(min(frame["game_date"]).strftime("%Y-%m"))
         assert len(frame), f"an empty write to {schema.name}"
         return self.inner.write(schema, frame, *args, **kwargs)

@@ -28,7 +28,8 @@ def metric_rows(mae_7d: float, n_graded: float, psi_max: float, freshness: float
             ("data", "v2.1", "7d", "psi_max", psi_max), ("data", "v2.1", "7d", "psi.pace_score", psi_max),
             ("data", "v2.1", "day", "freshness_days", freshness)]
     frame = pd.DataFrame(rows, columns=["system", "model_version", "period", "metric", "value"])
-    return frame.assign(game_date=DAY, created_at=NOW)[MONITORING_SCHEMA.column_names]
+    market = frame["system"].map(lambda s: "all" if s == "data" else "points")
+    return frame.assign(game_date=DAY, market=market, created_at=NOW)[MONITORING_SCHEMA.column_names]
 
 
 def schedule(dates: list[dt.date]) -> pd.DataFrame:
@@ -54,7 +55,7 @@ def test_forced_thresholds_store_alerts_and_post_once(warehouse, box_2024_25: pd
     assert "2025-01-18" in fired["day_missing", "data"].message and fired["day_missing", "data"].value == 1
     assert "pace_score" in fired["drift", "data"].message
     text = receiver.bodies.get(timeout=5)["text"]
-    assert "4 alert(s)" in text and "mae_above_test [xgboost_v1]" in text and "day_missing" in text
+    assert "4 alert(s)" in text and "mae_above_test [points xgboost_v1]" in text and "day_missing [data]" in text
     stored = warehouse.read(ALERTS_SCHEMA)
     assert len(stored) == 4 and outcome.notified == 4 and outcome.webhook_error is None
 
@@ -92,7 +93,7 @@ def test_failing_webhook_is_reported_not_raised(warehouse) -> None:
 def test_webhook_timeout_is_bounded() -> None:
     from monitoring.alerts import Alert
 
-    alert = Alert(DAY, "drift", "data", 3.0, 2.0, "test")
+    alert = Alert(DAY, "drift", "all", "data", 3.0, 2.0, "test")
     with Receiver(hang=True) as silent:
         error = post_webhook([alert], silent.url, timeout=0.5)
         assert silent.bodies.get(timeout=5)["text"]

@@ -19,8 +19,7 @@ from contracts import (
     PREDICTION_GRADES_SCHEMA,
     PREDICTIONS_SCHEMA,
     PROP_LINES_SCHEMA,
-    TARGET,
-)
+    )
 from features.definitions import FEATURE_STORE_SCHEMA
 from live.daily import DailyConfig, run_daily
 from live.replay import evening
@@ -85,7 +84,7 @@ def test_three_game_days_ingested_graded_monitored_and_the_next_slate_predicted(
     box = store.read(BOX_SCORES_SCHEMA, date_range=(played[0], played[-1]))
     assert len(box) == len(box_rows[box_rows["GAME_DATE"] < str(EVENINGS[-1])])
     features = store.read(FEATURE_STORE_SCHEMA, date_range=(played[0], played[-1]))
-    assert features[TARGET].notna().sum() == len(box)
+    assert features["points"].notna().sum() == len(box)
 
     # every prediction of a played day is graded: actual points for those who played, void for the rest
     predictions = store.read(PREDICTIONS_SCHEMA)
@@ -101,7 +100,7 @@ def test_three_game_days_ingested_graded_monitored_and_the_next_slate_predicted(
 
     # the next slate: every slate player of the last evening predicted by every production system
     tonight = store.read(FEATURE_STORE_SCHEMA, date_range=(EVENINGS[-1], EVENINGS[-1]))
-    assert len(tonight) and tonight[TARGET].isna().all()
+    assert len(tonight) and tonight["points"].isna().all()
     last = predictions[predictions["game_date"] == EVENINGS[-1]]
     assert len(last) == len(tonight) * last["system"].nunique() and last["system"].nunique() >= 4
     assert reports[-1].predicted == len(last)

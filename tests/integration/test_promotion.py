@@ -18,8 +18,9 @@ import settings
 from contracts import DEFAULT_EXPERIMENT, PRODUCTION_ALIAS
 from features.definitions import FEATURE_NAMES
 from features.store import read_store
+from registry import probability
 from registry.compare import compare
-from registry.points_model import PYFUNC_ENTRY, residual_quantiles, write_meta
+from registry.points_model import PYFUNC_ENTRY, write_meta
 from registry.promotion import PromotionError, history, production_version, promote, rollback
 from registry.tracking import experiment_id_for
 from training.splits import time_splits
@@ -44,8 +45,8 @@ def register_weak_xgboost(small_store: str, tmp_path: Path) -> str:
     booster.save_model(str(folder / "model.json"))
     val_pred = booster.predict(xgb.DMatrix(splits.x("val")))
     write_meta(folder, {"kind": "xgboost", "model_file": "model.json", "system": "xgboost_v1",
-                        "features": list(FEATURE_NAMES),
-                        "residual_quantiles": residual_quantiles(splits.y("val"), val_pred)})
+                        "features": splits.features,
+                        "probability": probability.fit("normal", splits.y("val"), val_pred)})
     with mlflow.start_run(experiment_id=experiment_id_for(DEFAULT_EXPERIMENT), run_name="weak challenger") as run:
         mlflow.set_tags({"test_start": str(splits.test_start), "data_range": f"{splits.start}..{splits.end}"})
         mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},

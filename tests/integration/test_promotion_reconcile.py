@@ -22,11 +22,15 @@ from mlflow.tracking import MlflowClient
 import cli
 from contracts import MOVING_AVERAGE, PRODUCTION_STAGE, SYSTEMS
 from features.backfill import backfill
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
+from markets import MARKETS
+from registry import probability
 from registry.points_model import PYFUNC_ENTRY, write_meta
 from registry.promotion import EVENT_PREFIX, PromotionError, history, production_version, promote, rollback
 from tests.conftest import SEASON_2024_25
 from warehouse import Warehouse, connect
+
+POINTS_FEATURES = feature_names(MARKETS["points"])
 
 SYSTEM = MOVING_AVERAGE
 WINDOW = (dt.date(2024, 10, 22), dt.date(2024, 10, 31))
@@ -50,9 +54,10 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     experiment = mlflow.create_experiment("reconcile", artifact_location=(folder / "artifacts").as_uri())
     for fallback in (10.0, 11.0, 12.0):
         bundle = folder / f"bundle_{fallback:.0f}"
-        write_meta(bundle, {"kind": "moving_average", "system": SYSTEM, "features": list(FEATURE_NAMES),
+        write_meta(bundle, {"kind": "moving_average", "system": SYSTEM, "features": POINTS_FEATURES,
                             "columns": ["points_avg_last_10"], "fallback": fallback,
-                            "residual_quantiles": np.linspace(-10, 10, 101).tolist()})
+                            "probability": probability.fit("normal", np.array([0.0, 10.0, 20.0, 30.0]),
+                                                           np.array([5.0, 10.0, 15.0, 30.0]))})
         with mlflow.start_run(experiment_id=experiment):
             mlflow.set_tags({"test_start": str(WINDOW[0]), "data_range": f"{WINDOW[0]}..{WINDOW[1]}"})
             mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(bundle)},

@@ -25,12 +25,16 @@ from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
 from contracts import FEATURE_VERSION, PRODUCTION_ALIAS
-from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
+from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA, feature_names
+from markets import MARKETS
+from registry import probability
 from registry.points_model import PYFUNC_ENTRY, load_bundle, write_meta
 from serving.local import free_port, running
 from serving.models import LoadedSystem, ProductionModels
 from serving.worker import CACHE_DATES, MAX_BODY_BYTES, MAX_DATES, MAX_ITEMS, create_app
 from warehouse import Warehouse, connect
+
+POINTS_FEATURES = feature_names(MARKETS["points"])
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -43,8 +47,9 @@ BROKEN = {**GOOD, "fallback": "n/a"}  # loads; fails where a row has no average 
 
 # --- a registry, a store and a worker -----------------------------------------------------------
 def write_bundle(folder: Path, system: str, meta: dict) -> Path:
-    write_meta(folder, {**meta, "system": system, "features": list(FEATURE_NAMES), "feature_version": FEATURE_VERSION,
-                        "residual_quantiles": np.linspace(-20, 20, 101).tolist()})
+    write_meta(folder, {**meta, "system": system, "features": POINTS_FEATURES, "feature_version": FEATURE_VERSION,
+                        "probability": probability.fit("normal", np.array([0.0, 10.0, 20.0, 30.0]),
+                                                       np.array([5.0, 10.0, 15.0, 30.0]))})
     return folder
 
 
@@ -254,7 +259,8 @@ ROW = json.dumps(dict.fromkeys(FEATURE_NAMES, 1.0))[1:-1]
     ('{"rows": [{' + ROW.replace('"points_avg_last_5": 1.0', '"points_avg_last_5": Infinity') + "}]}",
      ["body", "rows", 0, "points_avg_last_5"]),
     ('{"rows": [{' + ROW + ', "line": -Infinity}]}', ["body", "rows", 0, "line"]),
-    ('{"table": {"columns": ' + json.dumps(list(FEATURE_NAMES)) + ', "data": [[' + ", ".join(["NaN"] * 33) + "]]}}",
+    ('{"table": {"columns": ' + json.dumps(list(FEATURE_NAMES)) + ', "data": [['
+     + ", ".join(["NaN"] * len(FEATURE_NAMES)) + "]]}}",
      ["body", "table", "data", 0, 0]),
 ])
 def test_nan_and_infinity_are_422_naming_the_field(worker: TestClient, body: str, loc: list) -> None:
