@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import threading
 import uuid
 from typing import Any
@@ -144,8 +145,8 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
                 else settings.LINES_DEFAULT)
             summary = backfill(warehouse, box_scores, lines,
                                request.start_date, request.end_date, progress=False, on_date_complete=publish)
-        except (InputError, WarehouseError) as exc:
-            raise HTTPException(422, str(exc)) from None
+        except (InputError, WarehouseError) as exc:  # files named as the request named them, not by server path
+            raise HTTPException(422, str(exc).replace(f"{root}{os.sep}", "")) from None
         return {"summary": summary.render(), "dates": summary.dates, "rows": summary.rows}
 
     return app
