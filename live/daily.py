@@ -303,10 +303,10 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url, cfg.stamp(),
                            also=[worker_alert(cfg.date, str(problem), problem.unpredicted)] if problem else [])
     report.alerts = [a.line() for a in outcome.alerts]
-    delivery = [text for count, text in (
-        (outcome.notified, f"{outcome.notified} sent to the webhook"), (outcome.webhook_error, outcome.webhook_error),
-        (outcome.pending, f"{outcome.pending} to send again on a later run"),
-        (outcome.given_up, f"{outcome.given_up} given up after {DELIVERY_ATTEMPTS} tries")) if count]
+    delivery = [f"{outcome.notified} sent to the webhook"] if outcome.notified else []
+    delivery += [outcome.webhook_error] if outcome.webhook_error else []
+    delivery += [f"{outcome.pending} to send again on a later run"] if outcome.pending else []
+    delivery += [f"{outcome.given_up} given up after {DELIVERY_ATTEMPTS} tries"] if outcome.given_up else []
     report.add("alerts", ("; ".join(report.alerts) or "none") + (f" ({'; '.join(delivery)})" if delivery else ""))
 
 

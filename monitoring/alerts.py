@@ -237,10 +237,11 @@ def post_webhook(alerts: list[Alert], url: str, timeout: float = WEBHOOK_TIMEOUT
 def _keep_delivery(rows: pd.DataFrame, stored: pd.DataFrame, webhook: bool) -> pd.DataFrame:
     """Alerts an earlier run stored keep how their delivery went; one stored while no webhook was set
     is to be sent now that one is."""
-    previous = {(r["rule"], r["system"]): r for r in stored.to_dict("records")}
+    key = [c for c in ALERTS_SCHEMA.key if c != ALERTS_SCHEMA.date_column]  # all of one day's rows
+    previous = {tuple(r[c] for c in key): r for r in stored.to_dict("records")}
     kept = []
     for row in rows.to_dict("records"):
-        old = previous.get((row["rule"], row["system"]))
+        old = previous.get(tuple(row[c] for c in key))
         if old is not None:
             row.update({column: old[column] for column in DELIVERY_COLUMNS})
             if webhook and old["delivery"] == UNSENT:
@@ -263,8 +264,7 @@ def deliver(warehouse: Warehouse, url: str, now: pd.Timestamp) -> tuple[int, str
     due = pending[[_due(row, now) for _, row in pending.iterrows()]]
     if due.empty:
         return 0, None, len(pending), 0
-    error = post_webhook([Alert(r.game_date, r.rule, r.system, r.value, r.threshold, r.message)
-                          for r in due.itertuples()], url)
+    error = post_webhook([Alert(**{f.name: row[f.name] for f in fields(Alert)}) for _, row in due.iterrows()], url)
     attempts = due["attempts"].fillna(0).astype(int) + 1
     delivery = DELIVERED if error is None else attempts.map(lambda n: GIVEN_UP if n >= DELIVERY_ATTEMPTS else PENDING)
     tried = due.assign(attempts=attempts, attempted_at=now, delivery=delivery, delivery_error=error)
