@@ -51,6 +51,9 @@ def configure_logging(level: int) -> None:
     """Once per command: the platform's loggers at ``level``, everyone else's at WARNING (DEBUG: INFO)."""
     logging.basicConfig(level=logging.INFO if level == logging.DEBUG else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in logging.getLogger().handlers:  # no secret in any library's log line (settings.hide_secrets)
+        if not any(isinstance(f, settings.SecretFilter) for f in handler.filters):
+            handler.addFilter(settings.SecretFilter())
     for name in PLATFORM_LOGGERS:
         logging.getLogger(name).setLevel(level)
 
@@ -330,14 +333,18 @@ def cmd_daily(args: argparse.Namespace) -> int:
     markets = _markets(args.markets, MARKET_NAMES)
     from live.daily import DailyConfig, run_daily
     from live.worker import worker_for
+    from monitoring.alerts import check_webhook_url
     from serving.events import bus_from_url
     from sources import from_options
     from warehouse import connect
 
+    webhook_url = args.webhook_url or settings.alert_webhook_url()
+    if webhook_url:  # before any work: a bad URL found at the alert step would waste the day's run
+        check_webhook_url(webhook_url)
     day = parse_date("date", args.date) or dt.date.today()
     cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int)),
-                      gate_days=int(_number("gate_days", args.gate_days, int)),
-                      webhook_url=args.webhook_url or settings.alert_webhook_url(), markets=markets)
+                      gate_days=int(_number("gate_days", args.gate_days, int)), webhook_url=webhook_url,
+                      markets=markets)
     warehouse = connect()
     bus = bus_from_url(args.event_bus)
     try:
@@ -347,7 +354,10 @@ def cmd_daily(args: argparse.Namespace) -> int:
         if bus is not None:
             bus.close()
     print(report.render())
-    return 1 if report.alerts or report.held else 0
+    if report.alerts or report.held:
+        print(f"daily: {report.verdict()}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -407,7 +417,8 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
     sources(p, "nba_api", "none")
     markets(p, "all")
     p.add_argument("--webhook-url", "--webhook_url", dest="webhook_url", default="",
-                   help="POST alerts here as Slack-compatible JSON (default: ALERT_WEBHOOK_URL)")
+                   help="POST alerts here as Slack-compatible JSON; a secret, better given as ALERT_WEBHOOK_URL or "
+                        "ALERT_WEBHOOK_URL_FILE, since a command line is visible to others (default: those)")
     p.add_argument("--worker-url", "--worker_url", dest="worker_url", default="",
                    help="a running worker (default: start one in this process)")
     p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
@@ -455,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level)
     args.progress = level < logging.WARNING
 
+    from monitoring.alerts import AlertConfigError
     from registry.promotion import PromotionError
     from serving.coordinator import CoordinatorError
     from serving.events import EventError
@@ -467,8 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,
-            CoordinatorError, EventError) as exc:
-        print(f"{args.command}: {exc}", file=sys.stderr)
+            CoordinatorError, EventError, AlertConfigError, settings.SettingError) as exc:
+        print(settings.hide_secrets(f"{args.command}: {exc}"), file=sys.stderr)
         return 2
 
 

@@ -215,6 +215,11 @@ ALERTS_SCHEMA = TableSchema(
         Column("threshold", "FLOAT64"),
         Column("message", "STRING", False),
         Column("created_at", "TIMESTAMP", False),
+        # webhook delivery, nullable: the store migration adds these columns to the alerts of an older version
+        Column("delivery", "STRING"),  # PENDING, DELIVERED, GIVEN_UP or UNSENT (below)
+        Column("attempts", "INT64"),  # webhook POSTs tried
+        Column("attempted_at", "TIMESTAMP"),  # the last of them
+        Column("delivery_error", "STRING"),  # the last failure; names the webhook's host only
     ),
     ("game_date", "rule", "market", "system"),
 )
@@ -256,7 +261,11 @@ MONITORING_METRIC_KEYS = (
 DATA_SYSTEM = "data"  # monitoring_metrics.system of the input metrics; model_version is FEATURE_VERSION
 ALL_MARKETS = "all"  # their market: the store's features serve every market
 DATA_METRIC_KEYS = ("psi_max", "missing_input_share", "freshness_days", "n_feature_rows")  # + "psi.<feature>"
-ALERT_RULES = ("mae_above_test", "hit_rate_low", "drift", "day_missing", "stale_results")
+ALERT_RULES = ("mae_above_test", "hit_rate_low", "drift", "day_missing", "stale_results", "worker_unavailable")
+WORKER_SYSTEM = "worker"  # alerts.system of an alert about the worker the slate is predicted through
+# alerts.delivery: pending (to be POSTed, again after a failure, on a later run), delivered, given_up
+# (attempts exhausted), unsent (no webhook set); null on alerts an older version stored, which it sent
+PENDING, DELIVERED, GIVEN_UP, UNSENT = "pending", "delivered", "given_up", "unsent"
 MONITORING_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-monitoring"
 
 # --- MLproject entry points ---------------------------------------------------------------------

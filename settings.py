@@ -7,10 +7,13 @@ code at BigQuery, an MLflow server or a shared Optuna storage by setting the var
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent
 DATA_DIR = REPO_ROOT / "data" / "nba"
@@ -39,9 +42,30 @@ def optuna_storage_default() -> str:
     return os.environ.get("OPTUNA_STORAGE") or f"sqlite:///{MLRUNS_DIR / 'optuna.db'}"
 
 
+class SettingError(ValueError):
+    """A setting that cannot be read; the message names the variable."""
+
+
+def _secret(name: str) -> str | None:
+    """``NAME``, else the contents of the file ``NAME_FILE`` names (a mounted secret, as Docker and
+    Kubernetes provide them), whitespace stripped. A secret is never a command-line option or an MLproject
+    parameter: ``ps`` shows the one, MLflow stores the other as a run param."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingError(f"{name}_FILE is {path!r}, which cannot be read ({type(exc).__name__})") from None
+
+
 def worker_token() -> str | None:
-    """Bearer token for the worker's and coordinator's write endpoints (``/reload``, ``/start``)."""
-    return os.environ.get("WORKER_TOKEN")
+    """``WORKER_TOKEN`` (or ``WORKER_TOKEN_FILE``): Bearer token for the worker's and coordinator's
+    write endpoints (``/reload``, ``/start``)."""
+    return _secret("WORKER_TOKEN")
 
 
 def data_root() -> Path:
@@ -91,13 +115,72 @@ def promotion_lock_wait() -> str:
 
 
 def alert_webhook_url() -> str | None:
-    """``ALERT_WEBHOOK_URL``: where monitoring alerts are POSTed as Slack-compatible JSON; unset, none are sent."""
-    return os.environ.get("ALERT_WEBHOOK_URL") or None
+    """``ALERT_WEBHOOK_URL`` (or ``ALERT_WEBHOOK_URL_FILE``): where monitoring alerts are POSTed as
+    Slack-compatible JSON; unset, none are sent. A Slack webhook URL is a secret: anyone holding it posts."""
+    return _secret("ALERT_WEBHOOK_URL")
 
 
 def odds_api_key() -> str | None:
-    """``ODDS_API_KEY``: The Odds API key for sportsbook points lines (``sources/lines.py``)."""
-    return os.environ.get("ODDS_API_KEY") or None
+    """``ODDS_API_KEY`` (or ``ODDS_API_KEY_FILE``): The Odds API key for sportsbook points lines
+    (``sources/lines.py``)."""
+    return _secret("ODDS_API_KEY")
+
+
+# --- what may be shown of a setting --------------------------------------------------------------
+SECRET_SETTINGS = ("ALERT_WEBHOOK_URL", "ODDS_API_KEY", "WORKER_TOKEN")
+URL_SETTINGS = ("MLFLOW_TRACKING_URI", "WAREHOUSE_URL", "OPTUNA_STORAGE", "PROMOTION_LOCK_URL", "MLFLOW_ARTIFACT_ROOT")
+SHORTEST_SECRET = 6  # a shorter value would blank out ordinary words
+_URL_PASSWORD = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s:@'\"]*):[^/\s@'\"]*@")
+_QUERY_SECRET = re.compile(r"(?i)\b(api_?key|token|password|secret)=[^&\s'\"]+")
+_LOCAL_URI = re.compile(r"\b(file|sqlite|duckdb):/+[^\s'\"]*")
+# an absolute path of two parts or more, not the path of a URL (whose slashes follow a host or a part)
+_PATH = re.compile(r"(?<![\w.~%+=&:/-])(?:/[^\s/'\"(),;:]+){2,}/?")
+
+
+def _secret_values() -> list[str]:
+    """Every secret this process was given: the secret settings' values and the passwords in the URL
+    settings, longest first (a key inside a URL goes with the URL)."""
+    values = []
+    for name in SECRET_SETTINGS:
+        try:
+            values.append(_secret(name) or "")
+        except SettingError:
+            continue
+    for name in URL_SETTINGS:
+        try:
+            values.append(urlsplit(os.environ.get(name, "")).password or "")
+        except ValueError:
+            continue
+    return sorted({v for v in values if len(v) >= SHORTEST_SECRET}, key=len, reverse=True)
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with each secret this process knows, each URL's password and each ``apiKey=``-style query
+    value replaced by ``***``: for log lines and anything else a person or a log store keeps."""
+    for value in _secret_values():
+        text = text.replace(value, "***")
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m[1]}=***", text)
+
+
+def public_text(text: str) -> str:
+    """What an unauthenticated answer may show of ``text``: no secret (``hide_secrets``), and no path on
+    the server (a file or local store is named by its last part: ``…/warehouse.duckdb``), since paths tell
+    a caller how the machine is laid out."""
+    text = _LOCAL_URI.sub(lambda m: f"{m[1]}:///…/{m[0].rstrip('/').rsplit('/', 1)[-1]}", hide_secrets(text))
+    return _PATH.sub(lambda m: "…/" + m[0].rstrip("/").rsplit("/", 1)[-1], text)
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites each record's message through ``hide_secrets``: installed on the log handlers, it covers
+    every library's loggers, whatever they print (httpx's request URLs, MLflow's tracking URI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = hide_secrets(message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
 
 
 NBA_STATS_VARIABLES = {"timeout": "NBA_STATS_TIMEOUT", "attempts": "NBA_STATS_ATTEMPTS",

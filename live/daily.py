@@ -5,6 +5,10 @@ out) → rebuild the features of the new days → grade stored predictions → r
 when due → build tonight's slate from the schedule → predict it through the worker → publish
 ``feature-store-date-ready`` → monitor and alert.
 
+A worker that cannot be reached, serves no system or fails batches does not end the job: the slate
+step reports it, and monitoring still runs and raises it as a ``worker_unavailable`` alert, so the
+evening that most needs an alert sends one.
+
 Every step works out from what is stored what is still missing and does only that, so a rerun
 changes nothing and a run killed half way is finished by running it again. The job's clock (``now``)
 stamps every row it writes; a replay passes the evening of the simulated day, so two replays write
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 import httpx
 import pandas as pd
 
+import settings
 from contracts import (
     BOX_SCORES_SCHEMA,
     DATA_CHECKS_SCHEMA,
@@ -40,7 +45,7 @@ from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import SCHEDULE_ROSTER_GAMES, build_slate, season_of, slate_from_schedule
 from features.store import read_store
 from markets import DEFAULT_MARKET, MARKET_NAMES, market
-from monitoring.alerts import Thresholds, raise_alerts
+from monitoring.alerts import DELIVERY_ATTEMPTS, Thresholds, raise_alerts, worker_alert
 from monitoring.grading import grade_days
 from monitoring.metrics import DriftReference, drift_reference, record_data_metrics, record_model_metrics
 from monitoring.tracking import log_days, registered_test_mae
@@ -83,6 +88,15 @@ class Worker:
     reload: Callable[[], object]
 
 
+class WorkerUnavailable(RuntimeError):
+    """The slate could not be predicted through the worker: the message says why, ``unpredicted`` how
+    many of the slate's players went without a prediction."""
+
+    def __init__(self, message: str, unpredicted: int) -> None:
+        super().__init__(settings.hide_secrets(message))  # it is stored, logged and POSTed to the webhook
+        self.unpredicted = unpredicted
+
+
 @dataclass
 class DayReport:
     """One readable line per step, and the alerts the day raised."""
@@ -92,6 +106,13 @@ class DayReport:
     alerts: list[str] = field(default_factory=list)
     held: list[str] = field(default_factory=list)
     predicted: int = 0
+    worker_problem: WorkerUnavailable | None = None
+
+    def verdict(self) -> str:
+        """The day's outcome in one sentence, for the end of a run that exits non-zero."""
+        rules = sorted({line.split(" ")[1] for line in self.alerts})
+        return (f"{self.date}: {len(self.alerts)} alert(s) raised ({', '.join(rules) or 'none'}) and "
+                f"{len(self.held)} day(s) held; the alerts and checks lines above say why")
 
     def add(self, step: str, text: str) -> None:
         self.steps.append((step, text))
@@ -211,26 +232,44 @@ def predict_slate(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, work
                             + (f" ({len(out)} ruled out by the injury report)" if out is not None else ""))
     else:
         report.add("slate", f"{len(schedule)} game(s), {len(stored)} players (built earlier)")
-    if _already_predicted(cfg.date, worker_url, warehouse, cfg.markets):
+    rows = read_store(warehouse, cfg.date, cfg.date)
+    if _already_predicted(cfg.date, _served_systems(worker_url, len(rows), cfg.markets), rows, warehouse):
         report.add("predict", f"{cfg.date}: every slate player already predicted by every served system")
         return
     run = predict_date(cfg.date, worker_url, warehouse, source="daily", created_at=cfg.stamp(), markets=cfg.markets)
     report.predicted = run.written
     report.add("predict", run.render())
     if not run.ok:
-        raise RuntimeError(f"predictions for {cfg.date} incomplete: " + "; ".join(run.failed_batches))
+        done = set(warehouse.read(PREDICTIONS_SCHEMA, date_range=(cfg.date, cfg.date))["player_id"])
+        raise WorkerUnavailable(f"predictions for {cfg.date} incomplete: " + "; ".join(run.failed_batches),
+                                int((~rows["player_id"].isin(done)).sum()))
 
 
-def _already_predicted(day: dt.date, worker_url: str, warehouse: Warehouse, markets: tuple[str, ...]) -> bool:
-    """Whether every feature row of ``day`` already has a prediction from each system the worker
-    serves in each of ``markets``, so a rerun of the evening (or of a whole replay) writes nothing,
-    even after a later promotion."""
-    served = httpx.get(f"{worker_url}/", timeout=30.0).json()["markets"]
-    wanted = [(m, s) for m in markets for s in served.get(m, {})]
-    rows = read_store(warehouse, day, day)
+def _served_systems(worker_url: str, slate_rows: int, markets: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The (market, system) pairs of ``markets`` the worker serves (``GET /``); ``WorkerUnavailable`` when it
+    cannot be asked or serves none of them."""
+    try:
+        answer = httpx.get(f"{worker_url}/", timeout=30.0)
+        answer.raise_for_status()
+        index = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise WorkerUnavailable(f"the worker at {worker_url} could not be asked what it serves "
+                                f"({type(exc).__name__}: {exc})", slate_rows) from None
+    served = [(m, s) for m in markets for s in index.get("markets", {}).get(m, {})]
+    if not served:
+        errors = "; ".join(f"{name}: {error}" for name, error in index.get("errors", {}).items())
+        raise WorkerUnavailable(f"the worker at {worker_url} serves no system of {', '.join(markets)} ("
+                                f"{errors or 'no production version is registered'})", slate_rows)
+    return served
+
+
+def _already_predicted(day: dt.date, served: list[tuple[str, str]], rows: pd.DataFrame, warehouse: Warehouse) -> bool:
+    """Whether every feature row of ``day`` already has a prediction from each (market, system) the
+    worker serves, so a rerun of the evening (or of a whole replay) writes nothing, even after a later
+    promotion."""
     done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
     have = set(zip(done["player_id"], done["market"], done["system"], strict=True))
-    return bool(wanted) and all((p, m, s) in have for p in rows["player_id"] for m, s in wanted)
+    return all((p, m, s) in have for p in rows["player_id"] for m, s in served)
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -266,11 +305,15 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     names = {(m, s): market(m).registered_name(s) for m, s in zip(served["market"], served["system"], strict=True)}
     test_mae = {(names[m, s], v): mae for m, s, v in served.itertuples(index=False)
                 if (mae := registered_test_mae(client, names[m, s], v)) is not None}
-    outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url, cfg.stamp())
+    problem = report.worker_problem
+    outcome = raise_alerts(warehouse, cfg.date, metrics, test_mae, cfg.thresholds, cfg.webhook_url, cfg.stamp(),
+                           also=[worker_alert(cfg.date, str(problem), problem.unpredicted)] if problem else [])
     report.alerts = [a.line() for a in outcome.alerts]
-    report.add("alerts", "none" if not outcome.alerts else "; ".join(report.alerts)
-               + (f" ({outcome.notified} sent to the webhook)" if outcome.notified else "")
-               + (f"; {outcome.webhook_error}" if outcome.webhook_error else ""))
+    delivery = [f"{outcome.notified} sent to the webhook"] if outcome.notified else []
+    delivery += [outcome.webhook_error] if outcome.webhook_error else []
+    delivery += [f"{outcome.pending} to send again on a later run"] if outcome.pending else []
+    delivery += [f"{outcome.given_up} given up after {DELIVERY_ATTEMPTS} tries"] if outcome.given_up else []
+    report.add("alerts", ("; ".join(report.alerts) or "none") + (f" ({'; '.join(delivery)})" if delivery else ""))
 
 
 def _monitor_line(day: dt.date, rows: pd.DataFrame) -> str:
@@ -293,9 +336,13 @@ def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, repor
         return
     result = retrain(cfg.date, gate_days=cfg.gate_days, warehouse=warehouse, train_start=cfg.train_start,
                      markets=cfg.markets)
-    if result.promoted:
-        worker.reload()
     report.add("retrain", result.render())
+    if result.promoted:
+        try:
+            worker.reload()
+        except httpx.HTTPError as exc:  # the slate step finds out whether the worker serves at all
+            report.add("retrain", settings.hide_secrets(f"the worker did not reload ({type(exc).__name__}: {exc}); "
+                                                        "it loads the promotion at its next registry poll"))
 
 
 def run_daily(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker: Worker,
@@ -308,9 +355,14 @@ def run_daily(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker: 
     grade(cfg, warehouse, report)
     retrain_if_due(cfg, warehouse, worker, report)
     if cfg.predict:
-        predict_slate(cfg, sources, warehouse, worker.url, report)
-        if bus is not None:
-            bus.publish(DateReady(cfg.date))
-            report.add("publish", f"feature-store-date-ready {cfg.date}")
+        try:
+            predict_slate(cfg, sources, warehouse, worker.url, report)
+        except WorkerUnavailable as exc:  # an alert of its own: monitoring still runs
+            report.worker_problem = exc
+            report.add("predict", str(exc))
+        else:
+            if bus is not None:
+                bus.publish(DateReady(cfg.date))
+                report.add("publish", f"feature-store-date-ready {cfg.date}")
     monitor(cfg, warehouse, report)
     return report

@@ -9,16 +9,22 @@ Every threshold lives in ``Thresholds``; the defaults are the values the README 
 - ``drift``: the largest feature PSI of the last 7 days' rows is above ``max_psi``;
 - ``day_missing``: a date of the schedule before the day has no results ingested;
 - ``stale_results``: the latest results are more than ``max_freshness_days`` old, in season (the
-  first days of a season have only last season's results and are not stale).
+  first days of a season have only last season's results and are not stale);
+- ``worker_unavailable``: the slate could not be predicted through the worker (it could not be
+  reached, served no system or failed batches); the daily job raises it (``worker_alert``).
 
-A rerun of the same day stores the same rows and POSTs only alerts not already stored, so a person
-is not notified twice; a failing webhook is reported in the outcome, never raised.
+Each alert row carries its webhook delivery: ``pending`` until a POST succeeds (``delivered``). A
+failed POST is reported in the outcome, never raised, and tried again by later runs, each run POSTing
+every pending alert whose wait is over (``DELIVERY_BACKOFF``, doubled after each failure) in one
+message, until ``DELIVERY_ATTEMPTS`` tries have failed (``given_up``). A rerun of the same day stores
+the same rows and POSTs nothing already delivered, so a person is not notified twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from urllib.parse import urlsplit
 
@@ -26,7 +32,20 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from contracts import ALERTS_SCHEMA, ALL_MARKETS, BOX_SCORES_SCHEMA, DATA_SYSTEM, PERIODS, SCHEDULE_SCHEMA
+import settings
+from contracts import (
+    ALERTS_SCHEMA,
+    ALL_MARKETS,
+    BOX_SCORES_SCHEMA,
+    DATA_SYSTEM,
+    DELIVERED,
+    GIVEN_UP,
+    PENDING,
+    PERIODS,
+    SCHEDULE_SCHEMA,
+    UNSENT,
+    WORKER_SYSTEM,
+)
 from features.slate import season_of
 from markets import market
 from monitoring.metrics import LOOKBACK_DAYS, worst_feature
@@ -35,6 +54,9 @@ from warehouse import Warehouse
 
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 MISSING_DAYS_SHOWN = 5
+DELIVERY_ATTEMPTS = 6  # webhook POSTs an alert gets, at most one per run, before it is given up
+DELIVERY_BACKOFF = pd.Timedelta(minutes=30)  # the wait after an alert's first failed POST; doubled after each next
+DELIVERY_COLUMNS = ("delivery", "attempts", "attempted_at", "delivery_error")
 
 
 class AlertConfigError(ValueError):
@@ -84,8 +106,10 @@ class Alert:
 @dataclass
 class AlertOutcome:
     alerts: list[Alert]
-    notified: int  # alerts POSTed this time (those not already stored by an earlier run of the day)
+    notified: int  # alerts delivered this time (this day's and earlier days' pending ones)
     webhook_error: str | None
+    pending: int = 0  # alerts still to deliver on a later run
+    given_up: int = 0  # alerts whose last allowed POST failed this time
 
 
 def _latest(metrics: pd.DataFrame, period: str, metric: str) -> pd.DataFrame:
@@ -175,15 +199,34 @@ def missing_game_days(scheduled: Iterable[dt.date], ingested: Iterable[dt.date],
     return sorted({d for d in scheduled if d < day and season_of(d) == season_of(day) and d not in have})
 
 
-def alert_rows(alerts: list[Alert], created_at: pd.Timestamp | None = None) -> pd.DataFrame:
+def worker_alert(day: dt.date, problem: str, unpredicted: int) -> Alert:
+    """``worker_unavailable``: ``unpredicted`` slate rows got no prediction; ``problem`` says why."""
+    return Alert(day, "worker_unavailable", ALL_MARKETS, WORKER_SYSTEM, float(unpredicted), 0.0, problem)
+
+
+def alert_rows(alerts: list[Alert], created_at: pd.Timestamp | None = None, delivery: str = UNSENT) -> pd.DataFrame:
     created_at = created_at or pd.Timestamp.now(tz="UTC").floor("s")
-    rows = [{**asdict(a), "created_at": created_at} for a in alerts]
+    rows = [{**asdict(a), "created_at": created_at, "delivery": delivery, "attempts": 0} for a in alerts]
     return pd.DataFrame(rows, columns=ALERTS_SCHEMA.column_names)
 
 
+def _outline(url: str) -> str:
+    """A URL as far as its host, the part that is no secret (a Slack webhook's path is)."""
+    head = re.match(r"[^/]*(//[^/]*)?", url)[0]
+    return head + ("/…" if len(url) > len(head) else "")
+
+
 def check_webhook_url(url: str) -> None:
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise AlertConfigError(f"alert webhook URL is {url[:40]!r}; expected an http(s):// URL")
+    """Refuse a webhook URL that cannot work, naming it only as far as its host."""
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # urlsplit refuses some malformed URLs outright ("http://[::1/x")
+        usable = False
+    if not usable:
+        raise AlertConfigError(f"alert webhook URL {_outline(url)!r} is not an http(s):// URL with a host; "
+                               "expected the URL the chat service gave, in ALERT_WEBHOOK_URL or a file named by "
+                               "ALERT_WEBHOOK_URL_FILE")
 
 
 def post_webhook(alerts: list[Alert], url: str, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> str | None:
@@ -195,24 +238,67 @@ def post_webhook(alerts: list[Alert], url: str, timeout: float = WEBHOOK_TIMEOUT
     except httpx.HTTPStatusError as exc:
         return f"alert webhook at {urlsplit(url).hostname} answered HTTP {exc.response.status_code}"
     except httpx.HTTPError as exc:
-        return f"alert webhook at {urlsplit(url).hostname} failed: {type(exc).__name__}: {exc}"
+        return settings.hide_secrets(f"alert webhook at {urlsplit(url).hostname} failed: {type(exc).__name__}: {exc}")
     return None
+
+
+def _keep_delivery(rows: pd.DataFrame, stored: pd.DataFrame, webhook: bool) -> pd.DataFrame:
+    """Alerts an earlier run stored keep how their delivery went; one stored while no webhook was set
+    is to be sent now that one is."""
+    key = [c for c in ALERTS_SCHEMA.key if c != ALERTS_SCHEMA.date_column]  # all of one day's rows
+    previous = {tuple(r[c] for c in key): r for r in stored.to_dict("records")}
+    kept = []
+    for row in rows.to_dict("records"):
+        old = previous.get(tuple(row[c] for c in key))
+        if old is not None:
+            row.update({column: old[column] for column in DELIVERY_COLUMNS})
+            if webhook and old["delivery"] == UNSENT:
+                row["delivery"] = PENDING
+        kept.append(row)
+    return pd.DataFrame(kept, columns=ALERTS_SCHEMA.column_names)
+
+
+def _due(row: pd.Series, now: pd.Timestamp) -> bool:
+    """A pending alert's next POST is due: never tried, or its wait since the last try is over."""
+    if not row["attempts"] or pd.isna(row["attempted_at"]):
+        return True
+    return now >= row["attempted_at"] + DELIVERY_BACKOFF * 2 ** (int(row["attempts"]) - 1)
+
+
+def deliver(warehouse: Warehouse, url: str, now: pd.Timestamp) -> tuple[int, str | None, int, int]:
+    """POST every pending alert whose retry is due, of any day, in one message, and record the try:
+    (alerts delivered, the webhook's error, alerts still pending, alerts given up this time)."""
+    pending = warehouse.read(ALERTS_SCHEMA, equals={"delivery": PENDING})
+    due = pending[[_due(row, now) for _, row in pending.iterrows()]]
+    if due.empty:
+        return 0, None, len(pending), 0
+    error = post_webhook([Alert(**{f.name: row[f.name] for f in fields(Alert)}) for _, row in due.iterrows()], url)
+    attempts = due["attempts"].fillna(0).astype(int) + 1
+    delivery = DELIVERED if error is None else attempts.map(lambda n: GIVEN_UP if n >= DELIVERY_ATTEMPTS else PENDING)
+    tried = due.assign(attempts=attempts, attempted_at=now, delivery=delivery, delivery_error=error)
+    warehouse.write(ALERTS_SCHEMA, tried)
+    still = len(pending) - len(due) + int((tried["delivery"] == PENDING).sum())
+    return (0 if error else len(due)), error, still, int((tried["delivery"] == GIVEN_UP).sum())
 
 
 def raise_alerts(warehouse: Warehouse, day: dt.date, metrics: pd.DataFrame,
                  test_mae: Mapping[tuple[str, str], float], limits: Thresholds | None = None,
-                 webhook_url: str | None = None, now: pd.Timestamp | None = None) -> AlertOutcome:
-    """Judge the just-recorded ``metrics`` and the schedule, store the alerts of ``day`` by key and
-    POST those no earlier run of the day stored; the caller exits non-zero when any fired."""
+                 webhook_url: str | None = None, now: pd.Timestamp | None = None,
+                 also: Sequence[Alert] = ()) -> AlertOutcome:
+    """Judge the just-recorded ``metrics`` and the schedule, add ``also`` (alerts the caller found, such
+    as ``worker_alert``), store the alerts of ``day`` by key and POST what is pending and due, this day's
+    and earlier days'; the caller exits non-zero when any fired."""
     if webhook_url:
         check_webhook_url(webhook_url)
+    now = now if now is not None else pd.Timestamp.now(tz="UTC").floor("s")
+    warehouse.write(ALERTS_SCHEMA, alert_rows([]))  # gives alerts an older version stored the delivery columns
     season = (day - dt.timedelta(days=LOOKBACK_DAYS), day)
     scheduled = warehouse.read(SCHEDULE_SCHEMA, date_range=season)["game_date"]
     ingested = warehouse.read(BOX_SCORES_SCHEMA, date_range=season)["game_date"]
-    alerts = evaluate(day, metrics, test_mae, missing_game_days(scheduled, ingested, day), limits)
-    stored = warehouse.read(ALERTS_SCHEMA, date_range=(day, day))
-    known = set(zip(stored["rule"], stored["market"], stored["system"], strict=True))
-    fresh = [a for a in alerts if (a.rule, a.market, a.system) not in known]
-    write_changed(warehouse, ALERTS_SCHEMA, alert_rows(alerts, now), stamp="created_at")
-    error = post_webhook(fresh, webhook_url) if webhook_url and fresh else None
-    return AlertOutcome(alerts, len(fresh) if webhook_url and not error else 0, error)
+    alerts = evaluate(day, metrics, test_mae, missing_game_days(scheduled, ingested, day), limits) + list(also)
+    rows = alert_rows(alerts, now, PENDING if webhook_url else UNSENT)
+    write_changed(warehouse, ALERTS_SCHEMA, _keep_delivery(rows, warehouse.read(ALERTS_SCHEMA, date_range=(day, day)),
+                                                           bool(webhook_url)), stamp="created_at")
+    if not webhook_url:
+        return AlertOutcome(alerts, 0, None)
+    return AlertOutcome(alerts, *deliver(warehouse, webhook_url, now))

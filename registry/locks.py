@@ -93,8 +93,8 @@ def promotion_lock(system: str, tracking_uri: str, lock_url: str | None,
     store = _local_store_path(tracking_uri)
     if store is None:
         raise LockError(f"promotions against the tracking store {redacted(tracking_uri)} need a lock that every "
-                        "promoting machine shares: set PROMOTION_LOCK_URL to postgresql://USER:PASSWORD@HOST/DB "
-                        "(or to file:///DIR when every promotion runs on this machine)")
+                        "promoting machine shares: set PROMOTION_LOCK_URL to postgresql://USER@HOST/DB (the password "
+                        "in PGPASSWORD or ~/.pgpass; or file:///DIR when every promotion runs on this machine)")
     return _file_lock(store.with_name(f"{store.name}.promote-{system}.lock"), system, wait_s)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import threading
 import uuid
 from typing import Any
@@ -118,7 +119,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
 
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok", "worker": worker_url}
+        return {"status": "ok", "worker": settings.public_text(worker_url)}
 
     @app.post("/start", status_code=202, dependencies=[Depends(authorised)])
     def start(request: StartRequest) -> dict[str, Any]:
@@ -129,7 +130,12 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
     def job_state(job: str) -> dict[str, Any]:
         if job not in jobs.state:
             raise HTTPException(404, f"no job {job!r}")
-        return jobs.state[job]
+        state = dict(jobs.state[job])  # an open answer: a failure's text without password or path
+        if "summary" in state:
+            state["summary"] = settings.public_text(state["summary"])
+        if "failed_batches" in state:
+            state["failed_batches"] = [settings.public_text(batch) for batch in state["failed_batches"]]
+        return state
 
     @app.post("/backfill", dependencies=[Depends(authorised)])
     def run_backfill(request: BackfillRequest) -> dict[str, Any]:
@@ -145,8 +151,8 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
                 else settings.LINES_DEFAULT)
             summary = backfill(warehouse, box_scores, lines,
                                request.start_date, request.end_date, progress=False, on_date_complete=publish)
-        except (InputError, WarehouseError) as exc:
-            raise HTTPException(422, str(exc)) from None
+        except (InputError, WarehouseError) as exc:  # files named as the request named them, not by server path
+            raise HTTPException(422, str(exc).replace(f"{root}{os.sep}", "")) from None
         return {"summary": summary.render(), "dates": summary.dates, "rows": summary.rows}
 
     offline_docs(app)

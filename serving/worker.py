@@ -389,13 +389,13 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
 
     def problems() -> dict[str, str]:
         """What does not serve as it should: systems that failed to load or to predict, the
-        registry, the warehouse."""
+        registry, the warehouse. Shown on the open ``GET /`` and ``/health``: no password, no path."""
         found = {**models.errors}
         for name, error in list(failing.items()):
             found[name] = f"{found[name]}; {error}" if name in found else error
         if cache.failure:
             found["warehouse"] = cache.failure
-        return found
+        return {name: settings.public_text(error) for name, error in found.items()}
 
     @app.get("/")
     def index() -> dict[str, Any]:
@@ -426,9 +426,9 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         failing.update({market.registered_name(name): error for name, error in errors.items()
                         if market.registered_name(name) in models.loaded})
         if errors and not columns:
-            raise HTTPException(503, "no requested system could predict: " + "; ".join(
-                f"{k} {v}" for k, v in errors.items()))
-        return columns, errors
+            raise HTTPException(503, settings.public_text("no requested system could predict: " + "; ".join(
+                f"{k} {v}" for k, v in errors.items())))
+        return columns, {name: settings.public_text(error) for name, error in errors.items()}
 
     @app.post("/predict")
     def predict(request: PredictRequest) -> Response:
@@ -445,7 +445,8 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                 try:
                     found, missing = _lookup(cache, request.games, at)
                 except WarehouseError as exc:
-                    raise HTTPException(503, f"the feature store cannot be read now: {exc}") from None
+                    raise HTTPException(503, settings.public_text(
+                        f"the feature store cannot be read now: {exc}")) from None
                 parts += [found] if found is not None else []
             if request.rows:
                 parts.append(_explicit(request.rows, at))

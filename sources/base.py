@@ -7,16 +7,46 @@ way the shipped files are, so the loop never needs to know which source it is ta
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
+import tenacity
 
 from warehouse.ingest import InputError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})  # answers a later try may not get
 
 
 class SourceError(InputError):
     """A source that cannot answer: the message names the source, the field and the value."""
+
+
+class TransientError(Exception):
+    """One try that failed in a way worth trying again (a timeout, a dropped connection, HTTP 429 or
+    5xx); the message says how, and never carries a secret."""
+
+
+def retried(call: Callable[[], T], what: str, attempts: int, backoff: float,
+            sleep: Callable[[float], None]) -> T:
+    """``call``'s answer, trying again after each ``TransientError``: at most ``attempts`` tries, the
+    first retry ``backoff`` seconds after a failure and each next wait doubled. When every try failed,
+    the last try's ``TransientError`` is raised. ``sleep`` is injectable so tests count waits without
+    waiting."""
+
+    def announce(state: tenacity.RetryCallState) -> None:
+        log.info("%s: %s; try %d of %d in %.1f s", what, state.outcome.exception(), state.attempt_number + 1,
+                 attempts, state.next_action.sleep)
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts), wait=tenacity.wait_exponential(multiplier=backoff, exp_base=2),
+        retry=tenacity.retry_if_exception_type(TransientError), sleep=sleep, before_sleep=announce, reraise=True,
+    )(call)
 
 
 class ResultsSource(ABC):

@@ -8,6 +8,8 @@ source object (``unmatched``) for the daily summary.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ import pandas as pd
 import settings
 from contracts import PROP_LINES_SCHEMA
 from markets import MARKETS
-from sources.base import LinesSource, SourceError
+from sources.base import RETRY_STATUSES, LinesSource, SourceError, TransientError, retried
 from warehouse.base import _empty
 from warehouse.ingest import LinesResult, _snapshot_order, expand_sources, lines_from_frame, read_lines
 
@@ -49,8 +51,11 @@ class OddsApiLines(LinesSource):
     """Player prop lines from The Odds API (v4): the day's NBA events, then each event's markets of
     every enabled market (``markets.MARKETS``' line keys), every bookmaker's Over and Under.
 
-    One request lists the events and one more per event fetches its odds; each costs API credits, so a
-    failed request is reported rather than retried.
+    One request lists the events and one more per event fetches its odds. A request that times out,
+    loses its connection or is answered 429 or 5xx is tried again (``attempts`` tries in all, waits from
+    ``backoff`` seconds doubling: each try may cost API credits, so the bound is small); any other
+    refusal is reported at once. The key is added to each request below the client
+    (``_ApiKeyTransport``), so no URL that httpx logs (``-v``) or an error shows carries it.
     """
 
     name = "odds_api"
@@ -58,12 +63,14 @@ class OddsApiLines(LinesSource):
     sport = "basketball_nba"
 
     def __init__(self, api_key: str | None = None, regions: str = "us", timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.api_key = api_key or settings.odds_api_key()
-        if not self.api_key:
+                 transport: httpx.BaseTransport | None = None, attempts: int = 3, backoff: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        key = api_key or settings.odds_api_key()
+        if not key:
             raise SourceError("odds_api: ODDS_API_KEY is not set; it is needed to ask The Odds API for lines")
-        self.regions = regions
-        self.client = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self.regions, self.attempts, self.backoff, self._sleep = regions, attempts, backoff, sleep
+        self.client = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                   transport=_ApiKeyTransport(key, transport or httpx.HTTPTransport()))
         self.unmatched: list[str] = []
 
     def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:
@@ -82,15 +89,41 @@ class OddsApiLines(LinesSource):
 
     def _get(self, path: str, params: dict[str, str], what: str) -> list | dict:
         try:
-            response = self.client.get(path, params={"apiKey": self.api_key, **params})
+            return retried(lambda: self._try(path, params, what), f"odds_api: {what}", self.attempts, self.backoff,
+                           self._sleep)
+        except TransientError as exc:
+            raise SourceError(f"odds_api: {what} failed after {self.attempts} attempt(s), the last {exc}") from None
+
+    def _try(self, path: str, params: dict[str, str], what: str) -> list | dict:
+        try:
+            response = self.client.get(path, params=params)
         except httpx.TimeoutException:
-            raise SourceError(f"odds_api: {what} timed out after {self.client.timeout.read} s") from None
-        except httpx.HTTPError as exc:
-            raise SourceError(f"odds_api: {what} failed: {type(exc).__name__}") from None
+            raise TransientError(f"timed out after {self.client.timeout.read} s") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"failed: {type(exc).__name__}") from None
+        if response.status_code in RETRY_STATUSES:
+            raise TransientError(f"answered HTTP {response.status_code}")
         if response.status_code != 200:
-            message = response.text[:200]  # the API explains itself briefly; never echo the key-bearing URL
+            message = response.text[:200]  # the API explains itself briefly
             raise SourceError(f"odds_api: {what} answered HTTP {response.status_code}: {message}")
         return response.json()
+
+
+class _ApiKeyTransport(httpx.BaseTransport):
+    """Sends each request with ``apiKey`` added to its query (The Odds API takes the key nowhere else).
+    httpx logs, and puts in its errors, the request the client built, not the one a transport sends:
+    adding the key here keeps it out of both."""
+
+    def __init__(self, key: str, inner: httpx.BaseTransport) -> None:
+        self._key, self._inner = key, inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        keyed = httpx.Request(request.method, request.url.copy_merge_params({"apiKey": self._key}),
+                              headers=request.headers, stream=request.stream, extensions=request.extensions)
+        return self._inner.handle_request(keyed)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _outcome_rows(odds: dict) -> list[dict]:

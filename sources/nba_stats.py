@@ -3,9 +3,9 @@
 stats.nba.com throttles and drops clients that hammer it or do not look like a browser, so every
 request carries the headers the site expects, waits ``delay`` seconds after the previous one, and
 a failed one (timeout, connection error, HTTP 429 or 5xx, a body that is not JSON) is retried after
-``backoff`` seconds, doubled each time, up to ``attempts`` tries. The figures come from
-``settings.nba_stats_politeness()``; the clock and the sleep are injectable so tests measure waits
-without waiting.
+``backoff`` seconds, doubled each time, up to ``attempts`` tries (tenacity, through
+``sources.base.retried``). The figures come from ``settings.nba_stats_politeness()``; the clock and the
+sleep are injectable so tests measure waits without waiting.
 
 Box scores come from LeagueGameLog (players, regular season), the endpoint the shipped files were
 built with, and go through the same checks as a file (``warehouse.ingest.box_scores_from_frame``).
@@ -23,18 +23,17 @@ import pandas as pd
 import requests
 from nba_api.stats.endpoints import LeagueGameLog, ScheduleLeagueV2
 from nba_api.stats.endpoints._base import Endpoint
-from nba_api.stats.library.http import STATS_HEADERS, NBAStatsHTTP
+from nba_api.stats.library.http import STATS_HEADERS, NBAStatsHTTP, NBAStatsResponse
 
 import settings
 from contracts import BOX_SCORES_SCHEMA, SCHEDULE_SCHEMA
 from features.slate import season_of
-from sources.base import ResultsSource, SourceError
+from sources.base import RETRY_STATUSES, ResultsSource, SourceError, TransientError, retried
 from warehouse.base import _empty, _typed
 from warehouse.ingest import box_scores_from_frame
 
 REGULAR_SEASON = "Regular Season"
 REGULAR_SEASON_GAME = "002"  # the prefix of regular-season game ids (001 preseason, 004 playoffs, 006 Cup final)
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # nba_api's own browser-like headers, less Brotli: requests decodes "br" only when the brotli package
 # is installed, and an undecodable body would read as garbage.
 HEADERS = {**STATS_HEADERS, "Accept-Encoding": "gzip, deflate"}
@@ -115,33 +114,37 @@ class NbaStatsResults(ResultsSource):
 
     def _send(self, endpoint: Endpoint, what: str) -> None:
         """Ask stats.nba.com for ``endpoint``'s parameters politely, then let nba_api parse the answer."""
-        policy, problem = self.politeness, ""
-        for attempt in range(policy.attempts):
-            if attempt:
-                self._sleep(policy.backoff * 2 ** (attempt - 1))
-            self._wait_turn()
-            try:
-                response = NBAStatsHTTP().send_api_request(
-                    endpoint=endpoint.endpoint, parameters=endpoint.parameters, headers=policy.headers,
-                    timeout=policy.timeout)
-            except requests.RequestException as exc:
-                problem = type(exc).__name__
-                continue
-            status = response._status_code  # nba_api keeps the status but offers no getter
-            if status in RETRY_STATUSES or (status == 200 and not response.valid_json()):
-                problem = f"HTTP {status}" + ("" if status != 200 else " with a body that is not JSON")
-                continue
-            if status != 200:
-                raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} answered HTTP {status}")
-            endpoint.nba_response = response
-            try:
-                endpoint.load_response()
-            except (KeyError, IndexError, TypeError) as exc:
-                raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} answered in an unexpected shape "
-                                  f"({type(exc).__name__} {exc})") from None
-            return
-        raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} failed after {policy.attempts} "
-                          f"attempt(s), the last with {problem}")
+        policy = self.politeness
+        try:
+            response = retried(lambda: self._ask(endpoint, what), f"nba_stats: {endpoint.endpoint} for {what}",
+                               policy.attempts, policy.backoff, self._sleep)
+        except TransientError as exc:
+            raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} failed after {policy.attempts} "
+                              f"attempt(s), the last with {exc}") from None
+        endpoint.nba_response = response
+        try:
+            endpoint.load_response()
+        except (KeyError, IndexError, TypeError) as exc:
+            raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} answered in an unexpected shape "
+                              f"({type(exc).__name__} {exc})") from None
+
+    def _ask(self, endpoint: Endpoint, what: str) -> NBAStatsResponse:
+        """One request, after the delay since the previous one: the answer, a ``TransientError`` for
+        what a later try may not meet (timeout, connection error, HTTP 429 or 5xx, a body that is not
+        JSON), a ``SourceError`` for any other status."""
+        self._wait_turn()
+        try:
+            response = NBAStatsHTTP().send_api_request(
+                endpoint=endpoint.endpoint, parameters=endpoint.parameters, headers=self.politeness.headers,
+                timeout=self.politeness.timeout)
+        except requests.RequestException as exc:
+            raise TransientError(type(exc).__name__) from None
+        status = response._status_code  # nba_api keeps the status but offers no getter
+        if status in RETRY_STATUSES or (status == 200 and not response.valid_json()):
+            raise TransientError(f"HTTP {status}" + ("" if status != 200 else " with a body that is not JSON"))
+        if status != 200:
+            raise SourceError(f"nba_stats: {endpoint.endpoint} for {what} answered HTTP {status}")
+        return response
 
     def _wait_turn(self) -> None:
         """At least ``delay`` seconds between the starts of two requests."""

@@ -13,6 +13,15 @@ from 240. Over every shipped team-game (2015-16 … 2024-25: 23,782 team-games, 
 total minus 240 (+25 per overtime) ranged from -3 to +4 (-3: 65, -2: 874, -1: 5,111, 0: 10,475,
 +1: 5,994, +2: 1,160, +3: 99, +4: 4); a tolerance of 5 passes every real game and still catches a
 single missing rotation player.
+
+Impossible values hold a day the same way, each rule named with its first offending row and how many
+there are. Every rule passes every shipped player-game (252,621) and game (11,891): no stat is
+negative; no made count exceeds its attempts, nor threes made or tried the field goals; rebounds are
+offensive plus defensive; points are 2 x FGM + FG3M + FTM; nobody has more than 6 fouls or more
+minutes than the game lasted (48 +5 per overtime; 16 players played every minute of theirs); and the
+team recorded as the winner outscored the other by its players' points. The box scores hold no team
+score to add the players up to, and the players' plus-minus, which sums to 5 x the margin, misses it in
+132 real games by up to 65, so it cannot judge a day.
 """
 
 from __future__ import annotations
@@ -31,6 +40,11 @@ from warehouse.ingest import InputError
 REGULATION_MINUTES = 240  # 5 players x 48 minutes
 OVERTIME_MINUTES = 25  # 5 players x 5 minutes
 MINUTES_TOLERANCE = 5
+PLAYER_REGULATION_MINUTES, PLAYER_OVERTIME_MINUTES = 48, 5
+MAX_FOULS = 6  # the sixth personal foul disqualifies
+COUNTED = ("minutes", "points", "fgm", "fga", "fg3m", "fg3a", "ftm", "fta", "oreb", "dreb", "reb", "ast", "stl",
+           "blk", "tov", "pf")  # every box-score count but plus_minus, which may be negative
+MADE_AT_MOST = (("fgm", "fga"), ("fg3m", "fg3a"), ("ftm", "fta"), ("fg3m", "fgm"), ("fg3a", "fga"))
 PASSED, HELD, ACCEPTED = "passed", "held", "accepted"
 USABLE = (PASSED, ACCEPTED)
 _ACCEPTED_BY = " | accepted by "
@@ -52,8 +66,10 @@ def check_days(box_scores: pd.DataFrame, schedule: pd.DataFrame | None = None, *
     ``schedule`` (``SCHEDULE_SCHEMA`` rows of the games these box scores should hold, if known)."""
     schedule = schedule if schedule is not None else pd.DataFrame(columns=["game_date", "game_id"])
     days = sorted(set(box_scores["game_date"]) | set(schedule["game_date"]))
+    impossible = _impossible_values(box_scores)
     return [DayCheck(day, tuple(_day_problems(day, box_scores[box_scores["game_date"] == day],
-                                              schedule[schedule["game_date"] == day], today)))
+                                              schedule[schedule["game_date"] == day], today)
+                                + impossible.get(day, [])))
             for day in days]
 
 
@@ -87,6 +103,48 @@ def _game_problems(day: dt.date, game: str, rows: pd.DataFrame) -> list[str]:
     expected = REGULATION_MINUTES + OVERTIME_MINUTES * overtimes
     return [f"{day} game {game}: {team} minutes {int(total)}, expected {expected} (240 +25 per OT)"
             for team, total in minutes.items() if abs(total - expected) > MINUTES_TOLERANCE]
+
+
+def _impossible_values(box: pd.DataFrame) -> dict[dt.date, list[str]]:
+    """Per game date, the values no real box score holds (see the module docstring): one problem per
+    rule and column, naming its first row and counting the others. Judged over all dates at once: a
+    rule is one comparison of whole columns, and only offending rows are looked at one by one."""
+    if box.empty:
+        return {}
+    rows = box.reset_index(drop=True)
+    # overtimes read off the side with fewer minutes here: one player's minutes inflated make his team's
+    # total look like a longer game (a side short of minutes is held by _game_problems already)
+    team_minutes = rows.groupby(["game_id", "team"])["minutes"].transform("sum")
+    overtimes = ((team_minutes.groupby(rows["game_id"]).transform("min") - REGULATION_MINUTES) / OVERTIME_MINUTES
+                 ).round().clip(lower=0).astype(int)
+    longest = PLAYER_REGULATION_MINUTES + PLAYER_OVERTIME_MINUTES * overtimes
+    team_points = rows.groupby(["game_id", "team"])["points"].sum()
+    scored = team_points.reindex(pd.MultiIndex.from_frame(rows[["game_id", "team"]])).to_numpy()
+    conceded = team_points.reindex(pd.MultiIndex.from_frame(rows[["game_id", "opponent"]])).to_numpy()
+    player = "player {r.player_id} ({r.player_name}) "
+    rules: list[tuple[pd.Series, str]] = [(rows[c] < 0, player + f"{c} is {{r.{c}}}, expected 0 or more")
+                                          for c in COUNTED]
+    rules += [(rows[made] > rows[tried], player + f"{made} {{r.{made}}} is more than {tried} {{r.{tried}}}")
+              for made, tried in MADE_AT_MOST]
+    rules += [
+        (rows["reb"] != rows["oreb"] + rows["dreb"], player + "reb {r.reb} is not oreb {r.oreb} + dreb {r.dreb}"),
+        (rows["points"] != 2 * rows["fgm"] + rows["fg3m"] + rows["ftm"],
+         player + "points is {r.points}, expected 2 x fgm {r.fgm} + fg3m {r.fg3m} + ftm {r.ftm}"),
+        (rows["pf"] > MAX_FOULS, player + f"pf is {{r.pf}}, expected at most {MAX_FOULS}"),
+        (rows["minutes"] > longest, player + "minutes is {r.minutes}, expected at most {longest} (48 +5 per OT)"),
+        (rows["win"].eq(True) & pd.Series(scored <= conceded),
+         "{r.team} is recorded as the winner, but its players scored {scored} points to {conceded} for {r.opponent}"),
+    ]
+    found: dict[dt.date, list[str]] = {}
+    for bad, text in rules:
+        bad = bad.fillna(False).astype(bool)
+        for day, offending in rows[bad].groupby("game_date"):
+            first = offending.index[0]
+            described = text.format(r=offending.loc[first], longest=longest[first], scored=scored[first],
+                                    conceded=conceded[first])
+            more = f" (and {len(offending) - 1} more row(s))" if len(offending) > 1 else ""
+            found.setdefault(day, []).append(f"{day} game {offending.loc[first, 'game_id']}: {described}{more}")
+    return found
 
 
 def record_checks(warehouse: Warehouse, checks: list[DayCheck], checked_at: pd.Timestamp | None = None) -> pd.DataFrame:

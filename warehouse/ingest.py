@@ -1,12 +1,17 @@
 """Box-score and points-line files → rows of ``box_scores`` and ``prop_lines``.
 
 Each input file is checked against a declared schema before anything is written: a bad file stops
-the load with a message naming the file, the row, the column and the value.
+the load with a message naming the file, the row, the column and the value. A file that cannot be
+read as CSV text at all (not UTF-8, empty, a header and no rows, a row with more or fewer cells than
+the header) is refused the same way, naming the file and the line, before any of its rows is used.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
+import gzip
+import io
 import os
 import re
 import stat
@@ -104,6 +109,46 @@ def confined_sources(field: str, source: str, root: Path, max_bytes: int) -> lis
     return sorted(files)
 
 
+def read_csv_cells(path: Path) -> pd.DataFrame:
+    """A CSV or CSV.gz file's cells as text (an empty cell is null), the header giving the columns.
+    pandas alone would raise a parser's traceback for bytes that are not UTF-8 or too many cells, and
+    silently pad a row with too few: here each of those is one sentence naming the line."""
+    try:
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise InputError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as spreadsheets write, is not a cell
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path} line {line}: byte {data[exc.start]:#04x} is not UTF-8 text; save the file "
+                         "as UTF-8") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader, None)
+        if not header:
+            raise InputError(f"{path}: the file is empty, expected a header line and rows")
+        if len(set(header)) < len(header):
+            twice = next(name for name in header if header.count(name) > 1)
+            raise InputError(f"{path} line 1: column {twice!r} appears more than once in the header")
+        rows, blank = 0, None
+        for cells in reader:
+            if not cells:  # blank lines are fine at the end of a file only
+                blank = blank or reader.line_num
+                continue
+            if blank is not None or len(cells) != len(header):
+                line, count = (blank, 0) if blank is not None else (reader.line_num, len(cells))
+                raise InputError(f"{path} line {line}: {count} cell(s), expected {len(header)} as in the header")
+            rows += 1
+    except csv.Error as exc:
+        raise InputError(f"{path} line {reader.line_num}: not CSV ({exc})") from None
+    if not rows:
+        raise InputError(f"{path}: a header line and no rows")
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+
+
 def _fail(path: Path | str, frame: pd.DataFrame, mask: pd.Series, column: str, expected: str,
           first_row: int = 2) -> None:
     """``first_row``: the number of the frame's first row where it came from (2 in a CSV file, after
@@ -132,7 +177,7 @@ def _integers(path: Path | str, frame: pd.DataFrame, column: str, required: bool
 
 def read_box_scores(source: str | Path) -> pd.DataFrame:
     """Validated box scores from every file in ``source``, in the ``box_scores`` table's columns."""
-    parts = [_parse_box_scores(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path)
+    parts = [_parse_box_scores(read_csv_cells(path), path)
              for path in expand_sources(source)]
     return _without_duplicates(pd.concat(parts, ignore_index=True))
 
@@ -198,7 +243,7 @@ class LinesResult:
 
 def read_lines(source: str | Path | list[Path], box_scores: pd.DataFrame) -> LinesResult:
     """Points lines matched to ``player_id`` through the players each team fielded that season."""
-    parts = [_line_rows(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), path, posted)
+    parts = [_line_rows(read_csv_cells(path), path, posted)
              for posted, path in enumerate(sorted(expand_sources(source), key=_snapshot_order))]
     result = _match_lines(pd.concat(parts, ignore_index=True), box_scores)
     result.unknown_markets = _unknown(parts)

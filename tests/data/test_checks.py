@@ -8,7 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from contracts import DATA_CHECKS_SCHEMA
+from contracts import BOX_SCORES_SCHEMA, DATA_CHECKS_SCHEMA
 from sources.files import schedule_from_box_scores
 from warehouse import Warehouse
 from warehouse.checks import accept, check_days, held_dates, record_checks, usable_dates
@@ -96,3 +96,69 @@ def test_a_held_day_stays_out_until_fixed_or_accepted(warehouse: Warehouse, box_
     record_checks(warehouse, check_days(complete, today=TODAY), at)  # the fixed box score arrives
     assert usable_dates(warehouse) == [DAY - dt.timedelta(days=1), DAY]
     assert warehouse.count(DATA_CHECKS_SCHEMA) == 2
+
+
+# --- issue 15 row 2: values no real box score holds hold the day by name ---------------------------
+def _with(box: pd.DataFrame, player: str, **values: int) -> pd.DataFrame:
+    changed = box.copy()
+    changed.loc[changed["player_name"] == player, list(values)] = list(values.values())
+    return changed
+
+
+@pytest.mark.parametrize(("column", "value", "named"), [
+    ("points", -40, ["points is -40, expected 0 or more", "points is -40, expected 2 x fgm"]),
+    ("points", 999, ["points is 999, expected 2 x fgm"]),
+    ("minutes", -44, ["minutes is -44, expected 0 or more", "BOS minutes"]),
+    ("minutes", 101, ["minutes is 101, expected at most 48 (48 +5 per OT)", "BOS minutes"]),
+])
+def test_an_impossible_points_or_minutes_value_holds_the_day_by_name(box_2024_25: pd.DataFrame, column: str,
+                                                                     value: int, named: list[str]) -> None:
+    # before the fix these days passed ("usable"), and PTS 999 moved Tatum's points_avg_last_5 to 216
+    day = _day(box_2024_25)
+    (check,) = check_days(_with(day, "Jayson Tatum", **{column: value}), today=TODAY)
+    assert check.status == "held"
+    for text in named:
+        assert any(text in problem for problem in check.problems), (text, check.problems)
+    tatum = next(p for p in check.problems if column in p and str(value) in p)
+    assert tatum.startswith(f"2025-01-10 game {GAME}: player 1628369 (Jayson Tatum) {column} is {value}")
+
+
+def test_every_rule_names_its_first_row_and_counts_the_rest(box_2024_25: pd.DataFrame) -> None:
+    day = _day(box_2024_25)
+    bos = day[(day["game_id"] == GAME) & (day["team"] == "BOS")].sort_values("player_id")
+    first, second = bos["player_id"].iloc[:2]
+    day.loc[day["player_id"].isin([first, second]), "fgm"] = 30  # more than attempted, points off
+    day.loc[day["player_id"] == first, "reb"] += 1
+    day.loc[day["player_id"] == first, "pf"] = 7
+    (check,) = check_days(day, today=TODAY)
+    fgm = [p for p in check.problems if "fgm 30 is more than fga" in p]
+    assert len(fgm) == 1 and fgm[0].endswith("(and 1 more row(s))")
+    assert any("reb " in p and "is not oreb" in p for p in check.problems)
+    assert any(p.endswith("pf is 7, expected at most 6") for p in check.problems)
+    # the players' points now say BOS outscored SAC by far more, but the recorded winner stands: flip it
+    loser = day.assign(win=day["win"].where(day["game_id"] != GAME, ~day["win"].astype(bool)))
+    (flipped,) = check_days(_with(loser, "Jayson Tatum"), today=TODAY)
+    assert any("is recorded as the winner, but its players scored" in p for p in flipped.problems)
+
+
+def test_an_impossible_day_is_not_written_by_the_daily_ingest(warehouse: Warehouse, box_2024_25: pd.DataFrame) -> None:
+    from live.daily import DailyConfig, DayReport, ingest
+    from sources.base import ResultsSource, Sources
+
+    before, bad = _day(box_2024_25, DAY - dt.timedelta(days=1)), _with(_day(box_2024_25), "Jayson Tatum", points=999)
+
+    class Results(ResultsSource):
+        name = "test"
+
+        def box_scores(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+            return bad
+
+        def schedule(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+            return schedule_from_box_scores(bad)
+
+    warehouse.write(DATA_CHECKS_SCHEMA, pd.DataFrame([{"game_date": before["game_date"].iloc[0], "status": "passed",
+                                                       "problems": None, "checked_at": pd.Timestamp.now(tz="UTC")}]))
+    report = DayReport(DAY + dt.timedelta(days=1))
+    ingest(DailyConfig(DAY + dt.timedelta(days=1)), Sources(Results()), warehouse, report)
+    assert held_dates(warehouse)[DAY].count("points is 999") == 1 and report.held
+    assert warehouse.read(BOX_SCORES_SCHEMA).empty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pandas as pd
@@ -110,6 +111,83 @@ def test_bad_thresholds_are_named(settings: dict, message: str) -> None:
         Thresholds(**settings)
 
 
-def test_bad_webhook_url_is_named(warehouse) -> None:
-    with pytest.raises(AlertConfigError, match="alert webhook URL is 'hooks.slack.com/x'; expected an http"):
-        raise_alerts(warehouse, DAY, metric_rows(4.0, 10, 0.1), {}, Thresholds(), "hooks.slack.com/x")
+@pytest.mark.parametrize(("url", "shown"), [("hooks.slack.com/services/T0/B0/secret", "'hooks.slack.com/…'"),
+                                           ("http://[::1/services/secret", "'http://[::1/…'"),
+                                           ("ftp://hooks.example.com/secret", "'ftp://hooks.example.com/…'")])
+def test_bad_webhook_url_is_named_without_its_secret_path(warehouse, url: str, shown: str) -> None:
+    # "http://[::1/x" ended in a ValueError traceback from urlsplit; the message showed 40 characters of the URL
+    with pytest.raises(AlertConfigError, match=f"^alert webhook URL {re.escape(shown)} is not an http") as refused:
+        raise_alerts(warehouse, DAY, metric_rows(4.0, 10, 0.1), {}, Thresholds(), url)
+    assert "secret" not in str(refused.value)
+
+
+# --- issue 15 row 1: delivery state, retried on later runs with backoff, bounded ------------------
+def _delivery(warehouse) -> list[tuple]:
+    return [tuple(r) for r in warehouse.read(ALERTS_SCHEMA)[["rule", "delivery", "attempts"]].itertuples(index=False)]
+
+
+def test_a_failed_post_is_retried_by_later_runs_once_its_wait_is_over(warehouse, receiver: Receiver) -> None:
+    # before: a failed POST was stored like a sent one and never tried again
+    metrics = metric_rows(mae_7d=5.2, n_graded=900, psi_max=0.1)
+    mae = {("xgboost_v1", "3"): 4.45}
+    with Receiver(status=503) as broken:
+        first = raise_alerts(warehouse, DAY, metrics, mae, Thresholds(), broken.url, NOW)
+        assert broken.bodies.get(timeout=5)
+    assert (first.notified, first.pending) == (0, 1)
+    assert first.webhook_error == "alert webhook at 127.0.0.1 answered HTTP 503"
+    stored = warehouse.read(ALERTS_SCHEMA).iloc[0]
+    assert (stored["delivery"], stored["attempts"], stored["attempted_at"]) == ("pending", 1, NOW)
+    assert stored["delivery_error"] == first.webhook_error
+
+    early = raise_alerts(warehouse, DAY, metrics, mae, Thresholds(), receiver.url, NOW + pd.Timedelta(minutes=20))
+    assert receiver.bodies.empty() and (early.notified, early.pending) == (0, 1)  # 30 minutes not over yet
+    # the next evening raises nothing new, and the day before's alert arrives
+    later = raise_alerts(warehouse, DAY + dt.timedelta(days=1), metric_rows(4.0, 10, 0.1).assign(
+        game_date=DAY + dt.timedelta(days=1)), mae, Thresholds(), receiver.url, NOW + pd.Timedelta(days=1))
+    assert later.alerts == [] and (later.notified, later.pending, later.webhook_error) == (1, 0, None)
+    text = receiver.bodies.get(timeout=5)["text"]
+    assert "1 alert(s)" in text and "2025-01-20 mae_above_test [points xgboost_v1]" in text
+    assert _delivery(warehouse) == [("mae_above_test", "delivered", 2)]
+    raise_alerts(warehouse, DAY, metrics, mae, Thresholds(), receiver.url, NOW + pd.Timedelta(days=2))
+    assert receiver.bodies.empty()  # delivered: never again
+
+
+def test_retries_are_bounded_and_wait_longer_each_time(warehouse) -> None:
+    from monitoring.alerts import DELIVERY_ATTEMPTS
+
+    metrics = metric_rows(mae_7d=5.2, n_graded=900, psi_max=0.1)
+    posts, given_up = [], 0
+    with Receiver(status=500) as broken:
+        for minute in (0, 15, 30, 85, 90, 210, 450, 930, 2880):  # runs just before and when each retry is due
+            outcome = raise_alerts(warehouse, DAY, metrics, {("xgboost_v1", "3"): 4.45}, Thresholds(), broken.url,
+                                   NOW + pd.Timedelta(minutes=minute))
+            given_up += outcome.given_up
+            if not broken.bodies.empty():
+                broken.bodies.get()
+                posts.append(minute)
+    # waits of 30 minutes doubling after each failure: 30, 60, 120, 240, 480; then no more tries
+    assert DELIVERY_ATTEMPTS == 6 and posts == [0, 30, 90, 210, 450, 930] and given_up == 1
+    assert _delivery(warehouse) == [("mae_above_test", "given_up", 6)]
+
+
+def test_alerts_stored_without_a_webhook_are_sent_once_one_is_set(warehouse, receiver: Receiver) -> None:
+    metrics = metric_rows(mae_7d=5.2, n_graded=900, psi_max=0.1)
+    raise_alerts(warehouse, DAY, metrics, {("xgboost_v1", "3"): 4.45}, Thresholds(), None, NOW)
+    assert _delivery(warehouse) == [("mae_above_test", "unsent", 0)]
+    rerun = raise_alerts(warehouse, DAY, metrics, {("xgboost_v1", "3"): 4.45}, Thresholds(), receiver.url, NOW)
+    assert rerun.notified == 1 and receiver.bodies.get(timeout=5)
+    assert _delivery(warehouse) == [("mae_above_test", "delivered", 1)]
+
+
+def test_alerts_of_an_older_store_gain_the_delivery_columns_and_are_not_sent_again(
+        warehouse, receiver: Receiver) -> None:
+    import duckdb
+
+    with duckdb.connect(warehouse.url.removeprefix("duckdb:///")) as con:  # the table as the last version made it
+        con.execute("CREATE TABLE alerts (game_date DATE NOT NULL, rule VARCHAR NOT NULL, system VARCHAR NOT NULL, "
+                    "value DOUBLE, threshold DOUBLE, message VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL)")
+        con.execute("INSERT INTO alerts VALUES ('2025-01-19', 'drift', 'data', 3.0, 2.0, 'old', '2025-01-19 08:00Z')")
+    outcome = raise_alerts(warehouse, DAY, metric_rows(4.0, 10, 0.1), {}, Thresholds(), receiver.url, NOW)
+    assert outcome.alerts == [] and outcome.notified == 0 and receiver.bodies.empty()
+    old = warehouse.read(ALERTS_SCHEMA).iloc[0]
+    assert old["message"] == "old" and pd.isna(old["delivery"])

@@ -103,7 +103,8 @@ def registry(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def feature_rows(day: dt.date, players: tuple[int, ...]) -> pd.DataFrame:
     frame = pd.DataFrame({"player_id": list(players), "player_name": [f"P{p}" for p in players],
                           "game_id": "0022400001", "game_date": day, "season": "2024-25", "team": "BOS",
-                          "opponent": "NYK", "points": 20.0, "feature_version": FEATURE_VERSION, "missing_inputs": 0})
+                          "opponent": "NYK", **dict.fromkeys(MARKETS, 20.0), "feature_version": FEATURE_VERSION,
+                          "missing_inputs": 0})
     for i, name in enumerate(FEATURE_NAMES):
         frame[name] = float(i)
     frame["points_avg_last_5"] = [15.0 + p % 10 for p in players]

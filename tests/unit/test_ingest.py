@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -87,3 +89,66 @@ def test_unmatched_line_names_are_reported(tmp_path: Path, box_2024_25: pd.DataF
     result = read_lines(path, box_2024_25)
     assert result.unmatched == ["Nobody Atall (2024-10-22)"]
     assert result.lines.player_name.tolist() == ["Jayson Tatum"] and result.lines.team.item() == "BOS"
+
+
+# --- issue 15 row 6: files that are not CSV text a parser can read whole --------------------------
+def _broken(kind: str, lines: list[str]) -> bytes:
+    """``lines`` (a header and rows) spoiled the way an operator's file can be."""
+    width = lines[0].count(",") + 1
+    if kind == "not_utf8":  # a spreadsheet saved as Latin-1: "é" is one byte 0xe9
+        return "".join(lines[:6]).encode() + lines[6].replace(",", ",Jos\xe9 ", 1).encode("latin-1") + \
+            "".join(lines[7:]).encode()
+    if kind == "empty":
+        return b""
+    if kind == "header_only":
+        return lines[0].encode()
+    if kind == "cell_too_many":
+        return "".join([*lines[:9], lines[9].rstrip("\n") + ",extra\n", *lines[10:]]).encode()
+    if kind == "cell_too_few":
+        assert lines[11].count(",") + 1 == width
+        return "".join([*lines[:11], lines[11].rsplit(",", 1)[0] + "\n", *lines[12:]]).encode()
+    if kind == "blank_line_inside":
+        return "".join([*lines[:4], "\n", *lines[4:]]).encode()
+    raise AssertionError(kind)
+
+
+UNREADABLE = {  # kind -> the message after the file name, for a header of n columns
+    "not_utf8": " line 7: byte 0xe9 is not UTF-8 text; save the file as UTF-8",
+    "empty": ": the file is empty, expected a header line and rows",
+    "header_only": ": a header line and no rows",
+    "cell_too_many": " line 10: {more} cell(s), expected {n} as in the header",
+    "cell_too_few": " line 12: {fewer} cell(s), expected {n} as in the header",
+    "blank_line_inside": " line 5: 0 cell(s), expected {n} as in the header",
+}
+
+
+def _refusal(path: Path, kind: str, header: str) -> str:
+    n = header.count(",") + 1
+    return "^" + re.escape(f"{path}{UNREADABLE[kind].format(n=n, more=n + 1, fewer=n - 1)}") + "$"
+
+
+@pytest.mark.parametrize("kind", UNREADABLE)
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_an_unreadable_box_score_file_is_one_sentence_naming_file_and_line(
+        tmp_path: Path, box_csv_lines: list[str], kind: str, suffix: str) -> None:
+    data = _broken(kind, box_csv_lines)
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    with pytest.raises(InputError, match=_refusal(path, kind, box_csv_lines[0])):
+        read_box_scores(path)
+
+
+@pytest.mark.parametrize("kind", ["not_utf8", "header_only", "cell_too_many", "cell_too_few"])
+def test_an_unreadable_lines_file_is_named_among_good_ones(tmp_path: Path, lines_copy: Path,
+                                                           box_2024_25: pd.DataFrame, kind: str) -> None:
+    with gzip.open(lines_copy / "01_10_2025.csv.gz", "rt") as fh:
+        lines = fh.readlines()[:40]
+    (lines_copy / "01_11_2025.csv").write_bytes(_broken(kind, lines))
+    with pytest.raises(InputError, match=_refusal(lines_copy / "01_11_2025.csv", kind, lines[0])):
+        read_lines(lines_copy, box_2024_25)
+
+
+def test_a_bom_and_a_trailing_blank_line_are_read_as_the_plain_file(tmp_path: Path, box_csv_lines: list[str]) -> None:
+    plain = read_box_scores(write_csv(tmp_path / "plain.csv", box_csv_lines))
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + "".join([*box_csv_lines, "\n", "\n"]).encode())
+    pd.testing.assert_frame_equal(read_box_scores(tmp_path / "excel.csv"), plain)

@@ -51,8 +51,8 @@ def test_a_tracking_server_without_a_shared_lock_is_refused_in_one_sentence(
     assert cli.main(["rollback", "--system", "xgboost_v1"]) == 2
     assert capsys.readouterr().err == (
         "rollback: promotions against the tracking store http://ops@127.0.0.1:9/ need a lock that every promoting "
-        "machine shares: set PROMOTION_LOCK_URL to postgresql://USER:PASSWORD@HOST/DB (or to file:///DIR when "
-        "every promotion runs on this machine)\n")
+        "machine shares: set PROMOTION_LOCK_URL to postgresql://USER@HOST/DB (the password in PGPASSWORD or "
+        "~/.pgpass; or file:///DIR when every promotion runs on this machine)\n")
 
 
 def test_a_lock_folder_for_one_machine_serialises_promotions_against_a_server(

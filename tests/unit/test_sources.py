@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -117,8 +118,59 @@ def test_odds_api_errors_name_the_source_and_never_the_key(monkeypatch: pytest.M
     def hang(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
-    with pytest.raises(SourceError, match=r"^odds_api: events of 2025-01-10 timed out after 10.0 s$"):
-        OddsApiLines(transport=httpx.MockTransport(hang)).lines(DAY, box_2024_25)
+    waits: list[float] = []
+    with pytest.raises(SourceError, match=r"^odds_api: events of 2025-01-10 failed after 3 attempt\(s\), the last "
+                                          r"timed out after 10.0 s$"):
+        OddsApiLines(transport=httpx.MockTransport(hang), sleep=waits.append).lines(DAY, box_2024_25)
+    assert waits == [1.0, 2.0]
+
+
+def _flaky(answers: list[int | str], then: httpx.MockTransport, sent: list[httpx.Request]) -> httpx.MockTransport:
+    """The Odds API answering ``answers`` in turn (a status, or "drop": the connection lost), then ``then``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not answers:
+            return then.handle_request(request)
+        sent.append(request)
+        answer = answers.pop(0)
+        if answer == "drop":
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        return httpx.Response(int(answer), json={"message": "busy"})
+
+    return httpx.MockTransport(handler)
+
+
+def test_odds_api_retries_what_a_later_try_may_not_meet_and_nothing_else(box_2024_25: pd.DataFrame) -> None:
+    # issue 16 item 7: the odds client had no retries; a 503 or a dropped connection lost the evening's lines
+    sent: list[httpx.Request] = []
+    waits: list[float] = []
+    source = OddsApiLines(api_key="k-123", transport=_flaky([503, "drop"], _odds_api(sent), sent),
+                          sleep=waits.append)
+    assert len(source.lines(DAY, box_2024_25)) == 3
+    assert waits == [1.0, 2.0] and len(sent) == 4  # two failed tries, then events and odds
+    waits.clear()
+    with pytest.raises(SourceError, match=r"^odds_api: events of 2025-01-10 failed after 2 attempt\(s\), the last "
+                                          r"answered HTTP 429$"):
+        OddsApiLines(api_key="k", transport=_flaky([429, 429, 429], _odds_api([]), []), attempts=2,
+                     sleep=waits.append).lines(DAY, box_2024_25)
+    assert waits == [1.0]
+    refused: list[httpx.Request] = []
+    with pytest.raises(SourceError, match="answered HTTP 401"):
+        OddsApiLines(api_key="k", transport=_odds_api(refused, status=401), sleep=waits.append).lines(DAY, box_2024_25)
+    assert len(refused) == 1
+
+
+def test_odds_api_key_is_in_no_logged_url(box_2024_25: pd.DataFrame, caplog: pytest.LogCaptureFixture) -> None:
+    # issue 15 row 5: with -v, httpx logged "HTTP Request: GET https://api.the-odds-api.com/...?apiKey=..."
+    sent: list[httpx.Request] = []
+    with caplog.at_level(logging.DEBUG):
+        OddsApiLines(api_key="k-secret-123", transport=_flaky([503], _odds_api(sent), sent),
+                     sleep=lambda _: None).lines(DAY, box_2024_25)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("HTTP Request: GET https://api.the-odds-api.com/v4/sports/basketball_nba/events" in m for m in logged)
+    assert any("odds_api: events of 2025-01-10: answered HTTP 503; try 2 of 3" in m for m in logged)
+    assert not [m for m in logged if "k-secret-123" in m or "apiKey" in m]
+    assert all(r.url.params["apiKey"] == "k-secret-123" for r in sent)  # what went over the wire has it
 
 
 def test_out_list_by_id_or_name(tmp_path: Path, box_2024_25: pd.DataFrame) -> None:
