@@ -21,7 +21,6 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import settings
@@ -30,8 +29,15 @@ from features.backfill import backfill
 from features.definitions import FEATURE_NAMES
 from features.store import read_store
 from registry import systems
-from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths, residual_quantiles
-from registry.tracking import adopt_entry_run, experiment_id_for, runs_page
+from registry.points_model import (
+    PYFUNC_ENTRY,
+    Bundle,
+    feature_signature,
+    input_example,
+    model_code_paths,
+    residual_quantiles,
+)
+from registry.tracking import adopt_entry_run, experiment_id_for, run_link, runs_page
 from training import plots
 from training.lineage import log_split
 from training.metrics import contract_metrics
@@ -153,19 +159,18 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         _log_figure(plots.calibration(actual["test"], preds["test"], f"{system}: calibration (test)"),
                     "calibration")
 
-        example = splits.x("test").head(5)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
+            name=system, python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
             code_paths=model_code_paths(workdir / f"{system}-code"),
-            signature=infer_signature(example, preds["test"][:5]), input_example=example,
+            signature=feature_signature(bundle.features), input_example=input_example(splits.x("test")),
             pip_requirements=_requirements(), registered_model_name=system)
         version = str(info.registered_model_version)
         MlflowClient().update_model_version(
             system, version,
             description=f"test_mae {metrics['test_mae']:.3f} on {len(actual['test'])} games from "
                         f"{splits.test_start} to {splits.end}; val_mae {metrics['val_mae']:.3f}. "
-                        f"Run {run.info.run_id} (experiment {mlflow.get_experiment(experiment_id).name}, "
-                        f"#/experiments/{experiment_id}/runs/{run.info.run_id}).")
+                        f"{run_link(experiment_id, run.info.run_id, f'Run {run.info.run_id}')} in experiment "
+                        f"{mlflow.get_experiment(experiment_id).name}.")
         MlflowClient().set_model_version_tag(system, version, "test_start", str(splits.test_start))
         return SystemResult(system, run.info.run_id, version, metrics, preds, bundle)
 
