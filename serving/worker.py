@@ -72,7 +72,7 @@ class FeatureTable(BaseModel):
     the compact form for batches, validated as one block of numbers."""
 
     model_config = FINITE
-    columns: list[str] = Field(max_length=len(FEATURE_NAMES))
+    columns: list[str] = Field(max_length=2 * len(FEATURE_NAMES))  # room to name an unknown one, still bounded
     data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
     line: list[float | None] | None = Field(default=None, description="one points line (or null) per row")
 
@@ -81,8 +81,8 @@ class FeatureTable(BaseModel):
         missing = [c for c in FEATURE_NAMES if c not in self.columns]
         unknown = [c for c in self.columns if c not in FEATURE_NAMES]
         if missing or unknown:
-            raise ValueError(f"columns must be the {len(FEATURE_NAMES)} features: "
-                             + (f"missing {missing[:3]}" if missing else f"unknown {unknown[:3]}"))
+            wrong = f"lack feature {', '.join(missing[:3])}" if missing else f"hold unknown column {unknown[0]!r}"
+            raise ValueError(f"columns {wrong}: send the {len(FEATURE_NAMES)} features, null where a value is unknown")
         for i, row in enumerate(self.data):
             if len(row) != len(self.columns):
                 raise ValueError(f"data[{i}] has {len(row)} values for {len(self.columns)} columns")
@@ -312,10 +312,12 @@ def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
     for error in errors[:MAX_REPORTED_ERRORS]:
         loc = list(error["loc"])
         field = ".".join(str(part) for part in loc[1:]) or "body"
-        item = {"loc": loc, "type": error["type"], "msg": f"{field}: {error['msg']}"}
+        # a validator's own sentence, without the "Value error, " pydantic puts before it
+        msg = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        item = {"loc": loc, "type": error["type"], "msg": f"{field}: {msg}"}
         shown = _shown(error.get("input")) if error["type"] != "missing" else _HIDDEN
         if shown is not _HIDDEN:
-            item.update(input=shown, msg=f"{field}: {error['msg']} (got {json.dumps(shown)})")
+            item.update(input=shown, msg=f"{field}: {msg} (got {json.dumps(shown)})")
         detail.append(item)
     return {"detail": detail, "error_count": len(errors)}
 

@@ -9,15 +9,20 @@ the reason on a laptop, and fail in CI (``CI`` set), where ``.ci/run`` installs 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -27,7 +32,8 @@ import pytest
 from contracts import MOVING_AVERAGE
 from features.backfill import backfill
 from features.definitions import FEATURE_NAMES
-from registry.points_model import PYFUNC_ENTRY, feature_signature, model_code_paths, write_meta
+from features.store import read_store
+from registry.points_model import PYFUNC_ENTRY, feature_signature, input_example, model_code_paths, write_meta
 from serving.local import free_port
 from tests.conftest import SEASON_2024_25
 from warehouse import connect
@@ -101,9 +107,10 @@ def october_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def registered(october_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding three versions of the system, none in production, logged as training logs
-    them (signature, code): built once, copied per test (``registry``)."""
+    them (signature, input example, code): built once, copied per test (``registry``)."""
+    example = input_example(read_store(connect(october_store))[list(FEATURE_NAMES)])
     folder = tmp_path_factory.mktemp("registry")
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
@@ -117,6 +124,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
             mlflow.set_tags({"test_start": str(WINDOW[0]), "data_range": f"{WINDOW[0]}..{WINDOW[1]}"})
             mlflow.pyfunc.log_model(name=CHEAP_SYSTEM, python_model=str(PYFUNC_ENTRY),
                                     artifacts={"bundle": str(bundle)}, signature=feature_signature(FEATURE_NAMES),
+                                    input_example=example,
                                     code_paths=model_code_paths(folder / "code"), registered_model_name=CHEAP_SYSTEM,
                                     pip_requirements=[])
     mlflow.set_tracking_uri(before)
@@ -136,3 +144,26 @@ def registry(registered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     yield env["MLFLOW_TRACKING_URI"]
     mlflow.set_tracking_uri(before)  # MLflow keeps the URI in a global: the next test must not find this copy
+
+
+@contextlib.contextmanager
+def spawned(command: list[str], ready: str, log: Path, seconds: float = 120.0, **popen: Any) -> Iterator[None]:
+    """A server started by ``command`` (its output in ``log``: a pipe nobody reads would fill up and
+    stall it), once its readiness endpoint ``ready`` answers 200; stopped with the processes it forked."""
+    with log.open("w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+        try:
+            deadline = time.monotonic() + seconds
+            while True:
+                assert server.poll() is None, log.read_text()[-3000:]
+                try:
+                    if httpx.get(ready, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"{ready} did not answer in {seconds} s: {log.read_text()[-3000:]}"
+                time.sleep(0.2)  # bounded by the deadline: the server is starting, there is nothing to wait on
+            yield
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)

@@ -8,13 +8,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -23,10 +20,10 @@ from registry import promotion
 from registry.promotion import AUDIT_EXPERIMENT, DESCRIPTION_CHARS, Event, history, promote, rollback
 from serving.local import free_port
 from tests.integration.conftest import CHEAP_SYSTEM as SYSTEM
+from tests.integration.conftest import spawned
 from warehouse import connect
 
 CHROMIUM = "/usr/bin/chromium"
-START_SECONDS = 120.0
 ROW = re.compile(r"^\| \d{4}-\d\d-\d\d ")
 
 
@@ -145,30 +142,12 @@ def chromium() -> str:
 @pytest.fixture
 def ui(registry: str, tmp_path: Path) -> Iterator[str]:
     """``mlflow server`` (the UI and its API) on loopback over this test's registry; its address."""
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")  # a pipe nobody reads would fill up and stall the server
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", registry, "--artifacts-destination", str(tmp_path / "served"),
-                               "--workers", "1"], cwd=tmp_path,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:  # poll the starting server's readiness endpoint, bounded by the deadline
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"mlflow server did not answer in {START_SECONDS} s"
-            time.sleep(0.2)
+    url = f"http://127.0.0.1:{free_port()}"
+    with spawned([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1],
+                  "--backend-store-uri", registry, "--artifacts-destination", str(tmp_path / "served"),
+                  "--workers", "1"], f"{url}/health", tmp_path / "server.log", cwd=tmp_path,
+                 env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):  # no job runners
         yield url
-    finally:
-        os.killpg(server.pid, 15)  # the server and the worker it forked
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_the_registered_model_page_shows_the_history_table(promoted_twice_and_rolled_back: list[Event],
