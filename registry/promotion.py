@@ -230,11 +230,11 @@ def history_markdown(client: MlflowClient, system: str) -> str:
         if not number:
             return "-"
         if number not in links:
-            try:
-                run = client.get_run(client.get_model_version(system, number).run_id)
-                links[number] = run_link(run.info.experiment_id, run.info.run_id, f"v{number}")
-            except MlflowException:  # a version or run deleted since: its number stays
-                links[number] = f"v{number}"
+            links[number] = f"v{number}"  # a version registered without a run, or deleted since: its number
+            with contextlib.suppress(MlflowException):
+                run_id = client.get_model_version(system, number).run_id
+                if run_id:
+                    links[number] = run_link(client.get_run(run_id).info.experiment_id, run_id, f"v{number}")
         return links[number]
 
     production = production_version(client, system)

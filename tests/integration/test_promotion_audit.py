@@ -9,9 +9,10 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -90,21 +91,43 @@ def test_the_audit_record_cannot_be_edited_and_a_deleted_run_stays_in_it(
     assert history(SYSTEM) == promoted_twice_and_rolled_back
 
 
-def test_a_long_history_fits_mlflows_description_column(registry: str) -> None:
-    """PostgreSQL enforces MLflow's 5,000-character column: the latest events are shown, the rest counted."""
-    client = MlflowClient()
-    for second in range(60):
-        event = Event("refuse", SYSTEM, "3", None, "ops", f"2026-01-01T00:00:{second:02d}.000000+00:00",
-                      reason="needs an improvement of at least 0 points with a 95% interval above zero",
+def record_refusals(client: MlflowClient, version: str, count: int) -> None:
+    """``count`` (at most 60) refusals of ``version`` with long reasons, one a second from 2026-01-01."""
+    for second in range(count):
+        event = Event("refuse", SYSTEM, version, None, "ops", f"2026-01-01T00:00:{second:02d}.000000+00:00",
+                      reason=f"refusal {second}: " + "the challenger did not beat the champion; " * 9,
                       figures={"games": 480.0, "challenger_mae": 5.1, "baseline_mae": 5.0, "improvement": -0.1,
                                "ci_low": -0.2, "ci_high": 0.01})
         promotion._record(client, event)
+
+
+def test_a_long_history_fits_mlflows_description_column(registry: str) -> None:
+    """PostgreSQL enforces MLflow's 5,000-character column: the latest events are shown, the rest counted."""
+    client = MlflowClient()
+    record_refusals(client, "3", 12)  # 12 rows of about 560 characters
     description = client.get_registered_model(SYSTEM).description
     rows = table_rows(description)
     assert len(description) <= DESCRIPTION_CHARS
-    assert rows[0][0] == "2026-01-01 00:00:59" and len(rows) < 60
-    assert description.endswith(f"\n{60 - len(rows)} older events: `python cli.py history --system {SYSTEM}`.\n")
-    assert len(history(SYSTEM)) == 60
+    assert rows[0][0] == "2026-01-01 00:00:11" and rows[0][5].startswith("refusal 11: ") and len(rows) < 12
+    assert description.endswith(f"\n{12 - len(rows)} older events: `python cli.py history --system {SYSTEM}`.\n")
+    assert len(history(SYSTEM)) == 12
+
+
+def test_postgresql_accepts_the_description_of_a_long_history(postgres: Callable[[str], str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's description column is VARCHAR(5000) there (SQLite does not enforce it)."""
+    uri = postgres("long_history")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = MlflowClient(uri)
+        client.create_registered_model(SYSTEM)
+        client.create_model_version(SYSTEM, "file:///nowhere")  # a version without a run: its number, unlinked
+        record_refusals(client, "1", 12)
+        assert len(client.get_registered_model(SYSTEM).description) <= DESCRIPTION_CHARS
+        assert len(history(SYSTEM, client)) == 12
+    finally:
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
 def test_events_of_a_registry_written_before_the_audit_runs_stay_in_the_history(registry: str,
