@@ -94,10 +94,11 @@ def test_registered_models_predict_what_the_run_measured(trained_env: dict, smal
 
 def test_logged_models_are_named_after_their_system_with_the_features_signature(trained_env: dict) -> None:
     for system, result in trained_env["results"].items():
-        info = mlflow.models.get_model_info(f"models:/{system}/{result.version}")
+        uri = f"models:/{system}/{result.version}"
+        info = mlflow.models.get_model_info(uri)
         assert info.name == system  # the experiment's model list tells them apart
         assert info.signature == feature_signature(FEATURE_NAMES)  # every feature an optional double
-        example = Path(mlflow.artifacts.download_artifacts(f"{info.model_uri}/serving_input_example.json"))
+        example = Path(mlflow.artifacts.download_artifacts(f"{uri}/serving_input_example.json"))
         assert strict_json(example.read_text())["dataframe_split"]["columns"] == list(FEATURE_NAMES)
 
 
