@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,9 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 
 import contracts
 from registry import probability, systems
@@ -94,6 +98,23 @@ def load_bundle(folder: str | Path) -> Bundle:
     return Bundle(meta, systems.by_kind(meta["kind"]).load(meta, folder), members)
 
 
+def feature_signature(features: Sequence[str]) -> ModelSignature:
+    """The logged model's signature, from the feature list rather than inferred from sample rows: every
+    feature an optional double (null is a legitimate value of each, e.g. a game without a posted line),
+    the same for every system; the output one predicted number per row. Optional lets MLflow pass nulls;
+    a column left out is refused by ``PointsModel.predict``, since MLflow passes that too."""
+    inputs = Schema([ColSpec(DataType.double, name, required=False) for name in features])
+    return ModelSignature(inputs=inputs, outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]))
+
+
+def input_example(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """Rows of ``frame`` as the logged input example, the most complete first, nulls as ``None``:
+    MLflow writes a float column's NaN as a bare ``NaN``, which is not JSON; ``None`` becomes ``null``."""
+    complete_first = frame.notna().sum(axis=1).sort_values(ascending=False, kind="stable").index[:rows]
+    example = frame.loc[complete_first].reset_index(drop=True)
+    return example.astype(object).where(example.notna(), None)
+
+
 def model_code_paths(staging: Path) -> list[str]:
     """The ``code_paths`` of a logged model: a copy of the format's modules (this file, the pyfunc
     entry, every system module) and ``contracts.py``, which MLflow puts on ``sys.path`` at load."""
@@ -114,6 +135,11 @@ class PointsModel(mlflow.pyfunc.PythonModel):
         self.bundle = load_bundle(context.artifacts["bundle"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
+        missing = [f for f in self.bundle.features if f not in model_input.columns]
+        if missing:  # MLflow's schema lets an optional column be left out; the model needs every one
+            raise MlflowException.invalid_parameter_value(
+                f"the input lacks feature {', '.join(missing[:3])}{' and others' if len(missing) > 3 else ''}: "
+                f"send all {len(self.bundle.features)} features, null where a value is unknown")
         return self.bundle.predict(model_input)
 
 

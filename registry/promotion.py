@@ -3,8 +3,19 @@
 Production is the registered model's alias ``production`` (the source of truth). While MLflow still
 supports registry stages, the deprecated stage ``Production`` is mirrored on the same version (the
 previous holder archived), so ``models:/NAME@production`` and ``models:/NAME/Production`` load the
-same model. Every promotion, refusal and rollback is an event: a tag on the registered model (the
-history ``history`` prints and ``rollback`` replays) and one on the version it concerns.
+same model. Every promotion, refusal and rollback is an event, kept in three places for three readers:
+
+- the audit record: one run per event in the experiment ``AUDIT_EXPERIMENT``, the event in its
+  params. MLflow refuses to change a logged param, from the UI and the API alike, so the record
+  cannot be edited in place; a run deleted from the UI is only marked deleted and still read here.
+  It stays in the MLflow store with the registry it describes (one backup, no second service; the
+  warehouse can be BigQuery, a store the registry does not depend on). ``history`` prints it and
+  ``rollback`` replays it. Registries written before this kept events as JSON tags ``event.*`` on
+  the registered model: still read, never written.
+- the registered model's description: the history as a Markdown table (newest first, links to the
+  versions' training runs and to the audit runs), rewritten on every event, what a user sees first.
+- short tags on the version the event concerns (``promoted_by``, ``promoted_at``, ``refused_by``,
+  ...), for ``search_model_versions`` and the UI's filters.
 
 Moving production is all-or-nothing with its audit, although MLflow has no transaction: an intent
 tag is written first, then the alias and the stage move, the event is recorded and the intent is
@@ -25,20 +36,28 @@ from dataclasses import asdict, dataclass, field
 
 import mlflow
 import numpy as np
+from mlflow.entities import Param, Run, RunStatus, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import settings
-from contracts import MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, MOVING_AVERAGE, PRODUCTION_ALIAS, PRODUCTION_STAGE, SYSTEMS
 from features.definitions import feature_names
 from features.store import read_store
 from markets import MARKETS, registered
 from registry.gate import judge
 from registry.locks import LockError, promotion_lock, wait_seconds
+from registry.tracking import experiment_id_for, run_link
 from warehouse import Warehouse, connect
 
-EVENT_PREFIX = "event."
-INTENT_TAG = "promotion.intent"  # not an EVENT_PREFIX key: history never shows an unconfirmed move
+AUDIT_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-promotions"
+EVENT_KEY = "event_key"  # the audit run's tag (set when the run is made) and param naming its event
+EVENT_PARAM = "event"  # the whole event as JSON; the other params repeat its fields as columns for the UI
+LEGACY_EVENT_PREFIX = "event."  # registered-model tags of the registries written before the audit runs
+INTENT_TAG = "promotion.intent"  # not an event: history never shows an unconfirmed move
+MAX_REASON_CHARS = 500  # an event is a param, at most 6,000 characters with its figures
+DESCRIPTION_CHARS = 5000  # MLflow's column for a registered model's description (enforced by PostgreSQL)
+PAST = {"promote": "promoted", "refuse": "refused", "rollback": "restored"}  # version tags: <past>_by, <past>_at
 
 
 class PromotionError(ValueError):
@@ -57,10 +76,17 @@ class Event:
     forced: bool = False
     figures: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def arrow(self) -> str:
+        return f"v{self.from_version or '-'} -> v{self.version}" if self.action != "refuse" else f"v{self.version}"
+
+    def title(self) -> str:
+        """The event in a few words: its audit run's name."""
+        return f"{self.action} {self.system} {self.arrow}"
+
     def line(self) -> str:
         figures = ", ".join(f"{k} {v:.0f}" if k == "games" else f"{k} {v + 0.0:.3f}" for k, v in self.figures.items())
-        arrow = f"v{self.from_version or '-'} -> v{self.version}" if self.action != "refuse" else f"v{self.version}"
-        text = f"{self.when}  {self.action:<8} {arrow:<12} by {self.who}"
+        text = f"{self.when}  {self.action:<8} {self.arrow:<12} by {self.who}"
         return text + (f"  [{figures}]" if figures else "") + (f"  reason: {self.reason}" if self.reason else "")
 
 
@@ -96,6 +122,11 @@ def _check_system(system: str) -> None:
         raise PromotionError(f"system is {system!r}; known systems are {points} (points) and {others}")
 
 
+def _check_reason(reason: str) -> None:
+    if len(reason) > MAX_REASON_CHARS:
+        raise PromotionError(f"reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}")
+
+
 def production_version(client: MlflowClient, system: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(system, PRODUCTION_ALIAS).version)
@@ -118,30 +149,116 @@ def resolve_version(client: MlflowClient, system: str, version: str | None) -> s
     return str(version)
 
 
-def history(system: str, client: MlflowClient | None = None) -> list[Event]:
-    """Every recorded event of a system, oldest first."""
+def _audit_runs(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    """Every audit run matching the filter, deleted ones included (a deletion from the UI is not a
+    deletion from the record)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, run_view_type=ViewType.ALL, max_results=1000,
+                                  page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _recorded(client: MlflowClient, system: str) -> list[tuple[Event, Run | None]]:
+    """Every recorded event of a system with its audit run (None for a legacy tag), oldest first."""
     _check_system(system)
-    client = client or registry_client()
     try:
         tags = client.get_registered_model(system).tags
     except MlflowException:
         raise PromotionError(f"{system} is not a registered model: run train first") from None
-    events = [Event(**json.loads(v)) for k, v in tags.items() if k.startswith(EVENT_PREFIX)]
-    return sorted(events, key=lambda e: e.when)
+    found: list[tuple[Event, Run | None]] = [
+        (Event(**json.loads(v)), None) for k, v in tags.items() if k.startswith(LEGACY_EVENT_PREFIX)]
+    audit = client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if audit is not None:
+        runs = _audit_runs(client, audit.experiment_id, f"params.system = '{system}'")
+        found += [(Event(**json.loads(r.data.params[EVENT_PARAM])), r) for r in runs if EVENT_PARAM in r.data.params]
+    return sorted(found, key=lambda pair: pair[0].when)
+
+
+def history(system: str, client: MlflowClient | None = None) -> list[Event]:
+    """Every recorded event of a system, oldest first."""
+    return [event for event, _ in _recorded(client or registry_client(), system)]
 
 
 def _event_key(event: Event) -> str:
     stamp = dt.datetime.fromisoformat(event.when).strftime("%Y%m%dT%H%M%S%f")
-    return f"{EVENT_PREFIX}{stamp}.{uuid.uuid4().hex[:6]}"
+    return f"{stamp}.{uuid.uuid4().hex[:6]}"
 
 
 def _record(client: MlflowClient, event: Event, key: str | None = None) -> None:
-    """Write the event under ``key``: writing it again under the same key changes nothing, so a
-    reconcile that finishes an interrupted move never records it twice."""
+    """Write the event's audit run, the version's short tags and the description's table. Each step
+    can be done again with the same ``key`` and changes nothing then (the run is found by its key, a
+    param logged again with the same value is accepted), so a reconcile that finishes an interrupted
+    move never records it twice."""
     key = key or _event_key(event)
-    value = json.dumps(asdict(event), sort_keys=True)
-    client.set_registered_model_tag(event.system, key, value)
-    client.set_model_version_tag(event.system, event.version, key, value)
+    experiment_id = experiment_id_for(AUDIT_EXPERIMENT)
+    found = _audit_runs(client, experiment_id, f"tags.{EVENT_KEY} = '{key}'")
+    run_id = found[0].info.run_id if found else client.create_run(
+        experiment_id, run_name=event.title(), tags={EVENT_KEY: key, "system": event.system}).info.run_id
+    fields = {"action": event.action, "system": event.system, "version": event.version,
+              "from_version": event.from_version or "", "who": event.who, "when": event.when,
+              "forced": str(event.forced), EVENT_KEY: key, EVENT_PARAM: json.dumps(asdict(event), sort_keys=True)}
+    client.log_batch(run_id, params=[Param(k, v) for k, v in fields.items()])
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+    past = PAST[event.action]
+    client.set_model_version_tag(event.system, event.version, f"{past}_by", event.who)
+    client.set_model_version_tag(event.system, event.version, f"{past}_at", event.when)
+    client.update_registered_model(event.system, description=history_markdown(client, event.system))
+
+
+def _cell(text: str) -> str:
+    """Text as one cell of a Markdown table: one line, its pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _gate_cell(figures: dict[str, float]) -> str:
+    if "baseline_mae" in figures:
+        return (f"{figures['challenger_mae']:.3f} vs {figures['baseline_mae']:.3f}: {figures['improvement']:+.3f} "
+                f"[{figures['ci_low']:+.3f}, {figures['ci_high']:+.3f}] on {figures['games']:.0f} games")
+    if figures:  # the baseline itself, promoted with nothing to beat
+        return f"{figures['challenger_mae']:.3f} on {figures['games']:.0f} games, no baseline"
+    return ""
+
+
+def history_markdown(client: MlflowClient, system: str) -> str:
+    """The registered model's description: its promotion history as a Markdown table, newest first,
+    each version linked to its training run and each event to its audit run; as many of the latest
+    events as fit in MLflow's description column, the older ones counted below."""
+    links: dict[str, str] = {}
+
+    def version(number: str | None) -> str:
+        if not number:
+            return "-"
+        if number not in links:
+            links[number] = f"v{number}"  # a version registered without a run, or deleted since: its number
+            with contextlib.suppress(MlflowException):
+                run_id = client.get_model_version(system, number).run_id
+                if run_id:
+                    links[number] = run_link(client.get_run(run_id).info.experiment_id, run_id, f"v{number}")
+        return links[number]
+
+    production = production_version(client, system)
+    text = (f"**Promotion history** of `{system}`, newest first. Production: "
+            f"**{version(production) if production else 'none'}**. Rewritten by `promote` and `rollback` on every "
+            f"event (an edit here does not last); the audit record is the runs of experiment `{AUDIT_EXPERIMENT}`, "
+            f"`python cli.py history --system {system}` prints it.\n\n"
+            "| when (UTC) | who | action | from → to | gate: MAE challenger vs baseline, improvement [95% CI] "
+            "| reason | audit |\n|---|---|---|---|---|---|---|\n")
+    recorded = list(reversed(_recorded(client, system)))
+    for shown, (event, run) in enumerate(recorded):
+        when = dt.datetime.fromisoformat(event.when).strftime("%Y-%m-%d %H:%M:%S")
+        audit = run_link(run.info.experiment_id, run.info.run_id, "run") if run else "tag"
+        row = (f"| {when} | {_cell(event.who)} | {event.action}{' (forced)' if event.forced else ''} | "
+               f"{version(event.from_version)} → {version(event.version)} | {_gate_cell(event.figures)} | "
+               f"{_cell(event.reason)} | {audit} |\n")
+        older = f"\n{len(recorded) - shown} older events: `python cli.py history --system {system}`.\n"
+        if len(text) + len(row) + len(older) > DESCRIPTION_CHARS:
+            return text + older
+        text += row
+    return text
 
 
 def _set_stage(client: MlflowClient, system: str, version: str) -> None:
@@ -251,6 +368,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
             reason: str = "", warehouse: Warehouse | None = None) -> Decision:
     """Move ``production`` to the challenger if it beats the champion on the same held-out games."""
     _check_system(system)
+    _check_reason(reason)
     if force and not reason.strip():
         raise PromotionError("force=true needs a reason: say why the gate is overridden")
     if min_improvement < 0:
@@ -305,6 +423,7 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
 def rollback(system: str, reason: str = "") -> Decision:
     """Move production back to the version that held it before the current one."""
     _check_system(system)
+    _check_reason(reason)
     client = registry_client()
     with _registry_lock(system):
         repairs = _reconcile(client, system)

@@ -55,6 +55,12 @@ def runs_page(experiment_id: str) -> str:
     return f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
+def run_link(experiment_id: str, run_id: str, text: str = "") -> str:
+    """A Markdown link to a run, for descriptions the UI renders: relative to the UI's own address, so it
+    opens wherever the UI is served."""
+    return f"[{text or 'run ' + run_id}](#/experiments/{experiment_id}/runs/{run_id})"
+
+
 def entry_run_name(entry_point: str) -> str:
     return f"mlflow run -e {entry_point}"
 

@@ -77,7 +77,7 @@ class FeatureTable(BaseModel):
     the compact form for batches, validated as one block of numbers."""
 
     model_config = FINITE
-    columns: list[str] = Field(max_length=len(FEATURE_NAMES))
+    columns: list[str] = Field(max_length=2 * len(FEATURE_NAMES))  # room to name an unknown one, still bounded
     data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
     line: list[float | None] | None = Field(default=None, description="one line of the market (or null) per row")
 
@@ -85,7 +85,8 @@ class FeatureTable(BaseModel):
     def _shape(self) -> FeatureTable:
         unknown = [c for c in self.columns if c not in FEATURE_NAMES]
         if unknown:
-            raise ValueError(f"columns name unknown features {unknown[:3]}")
+            raise ValueError(f"columns hold unknown column {unknown[0]!r}: send the market's features, null where "
+                             "a value is unknown")
         for i, row in enumerate(self.data):
             if len(row) != len(self.columns):
                 raise ValueError(f"data[{i}] has {len(row)} values for {len(self.columns)} columns")
@@ -347,10 +348,12 @@ def validation_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
     for error in errors[:MAX_REPORTED_ERRORS]:
         loc = list(error["loc"])
         field = ".".join(str(part) for part in loc[1:]) or "body"
-        item = {"loc": loc, "type": error["type"], "msg": f"{field}: {error['msg']}"}
+        # a validator's own sentence, without the "Value error, " pydantic puts before it
+        msg = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        item = {"loc": loc, "type": error["type"], "msg": f"{field}: {msg}"}
         shown = _shown(error.get("input")) if error["type"] != "missing" else _HIDDEN
         if shown is not _HIDDEN:
-            item.update(input=shown, msg=f"{field}: {error['msg']} (got {json.dumps(shown)})")
+            item.update(input=shown, msg=f"{field}: {msg} (got {json.dumps(shown)})")
         detail.append(item)
     return {"detail": detail, "error_count": len(errors)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import settings
@@ -30,8 +30,8 @@ from features.backfill import backfill
 from features.store import read_store
 from markets import MARKETS
 from registry import probability, systems
-from registry.points_model import PYFUNC_ENTRY, Bundle, model_code_paths
-from registry.tracking import adopt_entry_run, experiment_id_for, runs_page
+from registry.points_model import PYFUNC_ENTRY, Bundle, feature_signature, input_example, model_code_paths
+from registry.tracking import adopt_entry_run, experiment_id_for, run_link, runs_page
 from training import plots
 from training.lineage import log_split
 from training.metrics import contract_metrics
@@ -39,6 +39,8 @@ from training.spec import DEFAULT_SPEC, RunSpec, load_spec
 from training.splits import Splits, time_splits
 from training.tuning import open_storage, tune
 from warehouse import Warehouse, connect
+
+log = logging.getLogger(__name__)
 
 PARTS = ("train", "val", "test")
 SPEC_ARTIFACT = "experiment.yaml"
@@ -159,11 +161,10 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         _log_figure(plots.calibration(actual["test"], preds["test"], f"{system}: calibration (test)"),
                     "calibration")
 
-        example = splits.x("test").head(5)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
+            name=name.replace(".", "-"), python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},
             code_paths=model_code_paths(workdir / f"{name}-code"),
-            signature=infer_signature(example, preds["test"][:5]), input_example=example,
+            signature=feature_signature(bundle.features), input_example=input_example(splits.x("test")),
             pip_requirements=_requirements(), registered_model_name=name)
         version = str(info.registered_model_version)
         client = MlflowClient()
@@ -171,8 +172,8 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
             name, version,
             description=f"test_mae {metrics['test_mae']:.3f} on {len(actual['test'])} games from "
                         f"{splits.test_start} to {splits.end}; val_mae {metrics['val_mae']:.3f}. "
-                        f"Run {run.info.run_id} (experiment {mlflow.get_experiment(experiment_id).name}, "
-                        f"#/experiments/{experiment_id}/runs/{run.info.run_id}).")
+                        f"{run_link(experiment_id, run.info.run_id, f'Run {run.info.run_id}')} in experiment "
+                        f"{mlflow.get_experiment(experiment_id).name}.")
         for key, value in {"test_start": str(splits.test_start), "market": market.name, "system": system}.items():
             client.set_model_version_tag(name, version, key, value)
         return SystemResult(system, market.name, name, run.info.run_id, version, metrics, preds, bundle)
@@ -182,8 +183,9 @@ def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
     """The feature store, built first from the shipped data when it is empty."""
     store = read_store(warehouse)
     if store.empty:
-        print("ml_feature_store_v2 is empty: building it from the shipped data first")
-        print(backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress).render())
+        log.info("ml_feature_store_v2 is empty: building it from the shipped data first")
+        summary = backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress)
+        log.info("%s", summary.render())
         store = read_store(warehouse)
     return store
 
@@ -218,7 +220,8 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
         for market, splits in split_of.items():
             done: dict[str, SystemResult] = {}
             for system in spec.systems:  # the table's order: members before the ensemble
-                print(f"training {market} {system} on {splits.sizes}")
+                log.info("training %s %s on %s train, %s validation and %s test rows", market, system,
+                         *splits.sizes.values())
                 done[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, done,
                                              Path(tmp), tuning, progress)
                 results[done[system].name] = done[system]

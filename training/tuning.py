@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,7 @@ from training.splits import Splits
 
 PRUNE_AFTER_ROUNDS = 50  # boosting rounds a trial always gets before it can be pruned
 OPEN_RETRY_SECONDS = 30.0
+OBJECTIVE = "val_mae"  # a trial's score: its validation MAE, the study's metric name and the trial run's metric
 CURVE_KEY = "val_mae_by_round"  # a trial's validation MAE per boosting round; ``val_mae`` is its score
 
 
@@ -82,6 +84,9 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
         sampler=optuna.samplers.TPESampler(n_startup_trials=startup_trials(n_trials), seed=sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=PRUNE_AFTER_ROUNDS))
     study.set_user_attr("system", system.NAME)
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still so in 5.0: the name is all we use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])  # optuna-dashboard shows "val_mae", not "Objective 0"
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -97,7 +102,7 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
                 trial.report(val_mae, step)
                 mlflow.log_metric(CURVE_KEY, val_mae, step=step)
                 if trial.should_prune():
-                    mlflow.log_metric("val_mae", val_mae)  # its score when stopped
+                    mlflow.log_metric(OBJECTIVE, val_mae)  # its score when stopped
                     raise optuna.TrialPruned(f"pruned at round {step}: validation MAE {val_mae:.3f}")
 
             try:
@@ -107,7 +112,7 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
                 mlflow.set_tag("trial_state", TrialState.PRUNED.name)
             else:
                 score = mae(splits.y("val"), system.predict(model, splits.x("val").to_numpy()))
-                mlflow.log_metric("val_mae", score)
+                mlflow.log_metric(OBJECTIVE, score)
                 mlflow.set_tag("trial_state", TrialState.COMPLETE.name)
         if pruned is not None:
             raise pruned

@@ -20,7 +20,7 @@ from registry.tracking import EXPERIMENT_KIND_TAG, MACHINE_LEARNING, adopt_entry
 from tests.conftest import QUICK_SPEC
 from training.backtest import backtest
 from training.spec import load_spec
-from training.tuning import CURVE_KEY
+from training.tuning import CURVE_KEY, OBJECTIVE
 from warehouse import connect
 
 BACKTEST_KEYS = {"test_mae", "test_within_3_pct", "n_test", "test_line_mae", "test_model_mae_on_lines",
@@ -60,6 +60,7 @@ def test_each_trial_row_shows_the_trial_score(trained_env: dict) -> None:
     for system in systems.tuned_systems():
         parent = client.get_run(trained_env["results"][system].run_id)
         study = optuna.load_study(study_name=parent.data.params["optuna_study"], storage=storage)
+        assert study.metric_names == [OBJECTIVE]  # optuna-dashboard's name for the objective
         trials = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
         scores = {t.number: t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
         shown = {int(r.data.tags["optuna_trial"]): r.data.metrics["val_mae"] for r in trials

@@ -1,80 +1,26 @@
 """A promotion interrupted half way is finished or undone, and rollback still finds the earlier version.
 
-A real SQLite MLflow registry in tmp, holding small moving-average versions in the registry's model
-format (cheap to register, loaded and scored by the real gate); the failure is injected by making one
-MLflow client call raise after the alias has moved.
+The cheap registry of ``tests/integration/conftest.py`` (small moving-average versions, loaded and
+scored by the real gate); the failure is injected by making one MLflow client call raise after the
+alias has moved.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 import warnings
-from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import cli
-from contracts import MOVING_AVERAGE, PRODUCTION_STAGE, SYSTEMS
-from features.backfill import backfill
-from features.definitions import feature_names
-from markets import MARKETS
-from registry import probability
-from registry.points_model import PYFUNC_ENTRY, write_meta
-from registry.promotion import EVENT_PREFIX, PromotionError, history, production_version, promote, rollback
-from tests.conftest import SEASON_2024_25
+from contracts import PRODUCTION_STAGE, SYSTEMS
+from registry.promotion import PromotionError, history, production_version, promote, rollback
+from tests.integration.conftest import CHEAP_SYSTEM
 from warehouse import Warehouse, connect
 
-POINTS_FEATURES = feature_names(MARKETS["points"])
-
-SYSTEM = MOVING_AVERAGE
-WINDOW = (dt.date(2024, 10, 22), dt.date(2024, 10, 31))
-
-
-@pytest.fixture(scope="module")
-def october_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("october")
-    season = pd.read_csv(SEASON_2024_25, dtype=str)
-    season[season["GAME_DATE"] <= str(WINDOW[1])].to_csv(folder / "box.csv", index=False)
-    url = f"duckdb:///{folder / 'warehouse.duckdb'}"
-    backfill(connect(url), folder / "box.csv", None, progress=False)
-    return url
-
-
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry holding three versions of the system, none in production: built once, copied per test."""
-    folder = tmp_path_factory.mktemp("registry")
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
-    experiment = mlflow.create_experiment("reconcile", artifact_location=(folder / "artifacts").as_uri())
-    for fallback in (10.0, 11.0, 12.0):
-        bundle = folder / f"bundle_{fallback:.0f}"
-        write_meta(bundle, {"kind": "moving_average", "system": SYSTEM, "features": POINTS_FEATURES,
-                            "columns": ["points_avg_last_10"], "fallback": fallback,
-                            "probability": probability.fit("normal", np.array([0.0, 10.0, 20.0, 30.0]),
-                                                           np.array([5.0, 10.0, 15.0, 30.0]))})
-        with mlflow.start_run(experiment_id=experiment):
-            mlflow.set_tags({"test_start": str(WINDOW[0]), "data_range": f"{WINDOW[0]}..{WINDOW[1]}"})
-            mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(bundle)},
-                                    registered_model_name=SYSTEM, pip_requirements=[])
-    return folder / "mlflow.db"
-
-
-@pytest.fixture
-def registry(registered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, october_store: str) -> None:
-    """This test's own copy of the registry (the versions' artifacts stay shared, read only)."""
-    shutil.copy(registered, tmp_path / "mlflow.db")
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "WAREHOUSE_URL": october_store,
-           "PROMOTED_BY": "ops"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("PROMOTION_LOCK_URL", raising=False)
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+SYSTEM = CHEAP_SYSTEM
 
 
 def stage_holders(client: MlflowClient) -> list[str]:
@@ -85,14 +31,11 @@ def stage_holders(client: MlflowClient) -> list[str]:
 
 
 def fail_after_the_alias_moved(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
-    """``method`` of the MLflow client raises as a lost tracking server would; event tags only for the
-    tag setter, since a promotion writes its intent with that same call before the alias moves."""
-    original = getattr(MlflowClient, method)
+    """``method`` of the MLflow client raises as a lost tracking server would (``create_run``: the
+    audit record of the event, written after the alias and the stage moved)."""
 
     def broken(self, *args, **kwargs):
-        if method != "set_registered_model_tag" or args[1].startswith(EVENT_PREFIX):
-            raise MlflowException("API request to the tracking server failed: connection reset")
-        return original(self, *args, **kwargs)
+        raise MlflowException("API request to the tracking server failed: connection reset")
 
     monkeypatch.setattr(MlflowClient, method, broken)
 
@@ -102,12 +45,12 @@ def promote_forced(version: str, store: Warehouse, reason: str) -> None:
 
 
 def test_rollback_after_an_audit_failure_finds_the_earlier_version(
-        registry: None, october_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        registry: str, october_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client, store = MlflowClient(), connect(october_store)
     assert promote(SYSTEM, "1", warehouse=store).promoted  # the baseline needs no champion
     promote_forced("2", store, "second")
     with monkeypatch.context() as patch:
-        fail_after_the_alias_moved(patch, "set_registered_model_tag")
+        fail_after_the_alias_moved(patch, "create_run")
         with pytest.raises((PromotionError, MlflowException)) as interrupted:
             promote_forced("3", store, "third")
     assert production_version(client, SYSTEM) == "3"  # the alias moved, its event was never written
@@ -129,7 +72,7 @@ def test_rollback_after_an_audit_failure_finds_the_earlier_version(
 
 
 def test_alias_and_stage_left_apart_are_rejoined_when_the_promotion_is_retried(
-        registry: None, october_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        registry: str, october_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client, store = MlflowClient(), connect(october_store)
     promote(SYSTEM, "1", warehouse=store)
     with monkeypatch.context() as patch:
@@ -155,7 +98,7 @@ def run_cli(capsys: pytest.CaptureFixture, *args: str) -> str:
 
 
 def test_cli_reconcile_drops_a_move_that_never_reached_the_alias(
-        registry: None, october_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+        registry: str, october_store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     client = MlflowClient()
     promote(SYSTEM, "1", warehouse=connect(october_store))
     with monkeypatch.context() as patch:

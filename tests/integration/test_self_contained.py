@@ -16,13 +16,13 @@ import os
 import shutil
 import subprocess
 import sysconfig
-import time
 import venv
 from pathlib import Path
 
 import httpx
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -30,10 +30,17 @@ from contracts import PRODUCTION_ALIAS, SYSTEMS
 from features.definitions import FEATURE_NAMES
 from features.store import read_store
 from serving.local import free_port
+from tests.integration.conftest import spawned
 from warehouse import connect
 
 SERVED = "xgboost_v1"
 START_SECONDS = 120.0
+PRODUCTION_SIGNATURE = """
+import json, sys
+import mlflow
+signature = mlflow.models.get_model_info(f"models:/{sys.argv[1]}@production").signature
+print(json.dumps([[c.name, c.type.name, c.required] for c in signature.inputs.inputs]))
+"""
 LOAD_EVERY_SYSTEM = """
 import json, sys
 import mlflow, pandas as pd
@@ -77,6 +84,11 @@ def _run(outside: dict, *args: str, stdin: str = "") -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=300)
 
 
+def _invoke(url: str, frame: pd.DataFrame) -> httpx.Response:
+    return httpx.post(f"{url}/invocations", json={"dataframe_split": json.loads(frame.to_json(orient="split"))},
+                      timeout=60)
+
+
 def test_production_models_load_and_serve_without_the_repository(outside: dict, trained_env: dict,
                                                                    small_store: str) -> None:
     hidden = _run(outside, "-c", "import registry")
@@ -91,27 +103,17 @@ def test_production_models_load_and_serve_without_the_repository(outside: dict, 
     for system, predicted in json.loads(loaded.stdout.splitlines()[-1]).items():
         np.testing.assert_allclose(predicted, expected[system], atol=1e-4, err_msg=system)
 
-    port = free_port()
-    server = subprocess.Popen(
-        [outside["python"], "-m", "mlflow", "models", "serve", "-m", f"models:/{SERVED}@{PRODUCTION_ALIAS}",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=outside["cwd"], env=outside["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_SECONDS
-        while True:  # poll until the server answers (or has exited)
-            assert server.poll() is None, server.stdout.read()[-3000:]
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"mlflow models serve did not answer in {START_SECONDS} s"
-                time.sleep(0.5)
-        answer = httpx.post(f"{url}/invocations", content=json.dumps(
-            {"dataframe_split": json.loads(rows.head(3).to_json(orient="split"))}),
-            headers={"content-type": "application/json"}, timeout=60)
+    signature = _run(outside, "-c", PRODUCTION_SIGNATURE, SERVED)
+    assert json.loads(signature.stdout.splitlines()[-1]) == [[f, "double", False] for f in FEATURE_NAMES]
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with spawned([outside["python"], "-m", "mlflow", "models", "serve", "-m", f"models:/{SERVED}@{PRODUCTION_ALIAS}",
+                  "--env-manager", "local", "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]], f"{url}/ping",
+                 outside["cwd"].parent / "serve.log", START_SECONDS, cwd=outside["cwd"], env=outside["env"]):
+        answer = _invoke(url, rows.head(3))
         assert answer.status_code == 200, answer.text[:500]
         np.testing.assert_allclose(answer.json()["predictions"], expected[SERVED][:3], atol=1e-4)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        refused = _invoke(url, rows.head(3).drop(columns=["points_avg_season"]))  # a stack trace in a 400 before
+        assert refused.status_code == 400 and "stack_trace" not in refused.json()
+        assert refused.json()["message"].endswith("Error: the input lacks feature points_avg_season: send all "
+                                                  f"{len(FEATURE_NAMES)} features, null where a value is unknown")

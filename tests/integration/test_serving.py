@@ -17,7 +17,7 @@ from contracts import DEFAULT_EXPERIMENT, PREDICTIONS_SCHEMA, PRODUCTION_ALIAS
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA
 from features.slate import build_slate
 from features.store import read_store
-from registry.points_model import PYFUNC_ENTRY
+from registry.points_model import PYFUNC_ENTRY, loaded_bundle
 from registry.promotion import promote
 from registry.tracking import experiment_id_for
 from serving.coordinator import predict_date
@@ -75,7 +75,11 @@ def test_a_line_gives_an_over_under_call_and_a_probability(worker: httpx.Client,
     high = worker.post("/predict", json={"games": [{"player_id": int(row.player_id), "game_date": str(DAY),
                                                     "line": 99.5}]}).json()["predictions"][0]
     assert (low["recommendation"], high["recommendation"]) == ("OVER", "UNDER")
-    assert low["p_over"] > 0.5 > high["p_over"] >= 0
+    # P(over) from the lead system's validation residuals: 99.5 points lies past the largest of them
+    lead = loaded_bundle(mlflow.pyfunc.load_model(f"models:/{low['system']}@{PRODUCTION_ALIAS}"))
+    assert high["p_over"] == 0.0 and low["p_over"] > 0.5
+    assert low["p_over"] == pytest.approx(lead.p_over(np.array([low["predicted_points"]]), np.array([0.5]))[0],
+                                          abs=1e-3)  # the answer's points are rounded to 3 decimals
     explicit = worker.post("/predict", json={"rows": [{**{n: None if np.isnan(row[n]) else float(row[n])
                                                            for n in FEATURE_NAMES}, "line": 0.5}]}).json()
     assert explicit["predictions"][0]["systems"]["xgboost_v1"]["predicted_points"] == \

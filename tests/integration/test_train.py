@@ -16,7 +16,8 @@ from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, MOVING_
 from features.definitions import FEATURE_NAMES
 from features.store import read_store
 from registry import systems
-from registry.points_model import loaded_bundle
+from registry.points_model import feature_signature, loaded_bundle
+from tests.integration.test_model_schema import strict_json
 from training.spec import load_spec
 from training.splits import SplitError, time_splits
 from training.train import train
@@ -78,7 +79,8 @@ def test_registered_models_predict_what_the_run_measured(trained_env: dict, smal
     for system, result in trained_env["results"].items():
         version = client.get_model_version(system, result.version)
         assert f"test_mae {result.metrics['test_mae']:.3f}" in version.description
-        assert result.run_id in version.description
+        experiment = client.get_run(result.run_id).info.experiment_id
+        assert f"[Run {result.run_id}](#/experiments/{experiment}/runs/{result.run_id})" in version.description
         model = mlflow.pyfunc.load_model(f"models:/{system}/{result.version}")
         predicted = model.predict(test[list(FEATURE_NAMES)].astype(float))
         assert np.isclose(np.mean(np.abs(predicted - test.points)), result.metrics["test_mae"])
@@ -88,6 +90,16 @@ def test_registered_models_predict_what_the_run_measured(trained_env: dict, smal
         assert set(bundle.members) == set(MEMBERS)
         assert bundle.meta["member_versions"] == {m: trained_env["results"][m].version for m in MEMBERS}
         assert np.isclose(sum(bundle.meta["weights"].values()), 1.0)
+
+
+def test_logged_models_are_named_after_their_system_with_the_features_signature(trained_env: dict) -> None:
+    for system, result in trained_env["results"].items():
+        uri = f"models:/{system}/{result.version}"
+        info = mlflow.models.get_model_info(uri)
+        assert info.name == system  # the experiment's model list tells them apart
+        assert info.signature == feature_signature(FEATURE_NAMES)  # every feature an optional double
+        example = Path(mlflow.artifacts.download_artifacts(f"{uri}/serving_input_example.json"))
+        assert strict_json(example.read_text())["dataframe_split"]["columns"] == list(FEATURE_NAMES)
 
 
 def test_models_beat_the_moving_average_even_on_a_small_slice(trained_env: dict) -> None:

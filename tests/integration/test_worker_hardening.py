@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,9 +131,8 @@ def games(*players: int, day: dt.date = DAY) -> dict:
 # --- row 2: distinct dates and the feature cache are bounded ----------------------------------
 def test_a_request_naming_hundreds_of_dates_is_refused_before_any_read(worker: TestClient) -> None:
     many = {"games": [{"player_id": 101, "game_date": str(DAY + dt.timedelta(days=i))} for i in range(500)]}
-    started = time.perf_counter()
-    response = worker.post("/predict", json=many)
-    assert response.status_code == 422 and time.perf_counter() - started < 2
+    response = worker.post("/predict", json=many)  # how fast: benchmarks/bounds.py
+    assert response.status_code == 422
     assert f"500 distinct game dates; at most {MAX_DATES}" in response.json()["detail"][0]["msg"]
     assert worker.app.state.cache.size == 0
 
@@ -209,11 +207,10 @@ def test_a_dead_tracking_server_is_reported_in_seconds_and_the_loaded_systems_se
         worker: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     result: dict = {}
-    started = time.perf_counter()
     thread = threading.Thread(target=lambda: result.update(response=worker.post("/reload", headers=AUTH)), daemon=True)
     thread.start()
-    thread.join(timeout=30)  # MLflow's defaults would retry for about 4 minutes
-    assert not thread.is_alive() and time.perf_counter() - started < 15
+    thread.join(timeout=60)  # a hang guard, not a stopwatch (benchmarks/bounds.py): MLflow's defaults retry ~4 min
+    assert not thread.is_alive()
     changes = result["response"].json()["changes"]
     assert changes["registry"].startswith("tracking server unreachable") and "not promoted" not in changes["registry"]
     health = worker.get("/health").json()
@@ -225,11 +222,9 @@ def test_a_dead_tracking_server_is_reported_in_seconds_and_the_loaded_systems_se
 def test_a_body_over_the_limit_is_refused_before_it_is_parsed(registry: Registry, store: Warehouse) -> None:
     body = b'{"table": {"columns": [], "data": [' + b"[1.0]," * (MAX_BODY_BYTES // 6) + b"[1.0]]}}"
     with running(create_app(ProductionModels(SYSTEMS), store, poll_seconds=0)) as url:
-        started = time.perf_counter()
         response = httpx.post(f"{url}/predict", content=body, headers={"content-type": "application/json"},
                               timeout=30)
-    assert response.status_code == 413 and len(response.content) < 200
-    assert time.perf_counter() - started < 5
+    assert response.status_code == 413 and len(response.content) < 200  # how fast: benchmarks/bounds.py
 
 
 def test_a_refused_table_is_not_echoed_back(worker: TestClient) -> None:
@@ -250,6 +245,25 @@ def test_games_rows_and_table_share_one_item_limit(worker: TestClient) -> None:
 
 # --- row 7: NaN and Infinity ------------------------------------------------------------------------
 ROW = json.dumps(dict.fromkeys(FEATURE_NAMES, 1.0))[1:-1]
+
+
+ONE_ROW = dict.fromkeys(FEATURE_NAMES, 1.0)
+WITHOUT = [f for f in FEATURE_NAMES if f != "points_avg_season"]
+SEND_ALL = f"send the {len(FEATURE_NAMES)} features, null where a value is unknown"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"rows": [{f: ONE_ROW[f] for f in WITHOUT}]}, "rows.0.points_avg_season: Field required"),
+    ({"rows": [{**ONE_ROW, "points_avg_last_3": 1.0}]}, "rows.0.points_avg_last_3: Extra inputs are not permitted "
+                                                        "(got 1.0)"),
+    ({"table": {"columns": WITHOUT, "data": [[1.0] * len(WITHOUT)]}},
+     f"table: columns lack feature points_avg_season: {SEND_ALL}"),
+    ({"table": {"columns": [*FEATURE_NAMES, "points_avg_last_3"], "data": [[1.0] * (len(FEATURE_NAMES) + 1)]}},
+     f"table: columns hold unknown column 'points_avg_last_3': {SEND_ALL}"),
+])
+def test_a_missing_or_unknown_feature_is_a_422_in_one_sentence(worker: TestClient, body: dict, message: str) -> None:
+    response = worker.post("/predict", json=body)
+    assert response.status_code == 422 and [d["msg"] for d in response.json()["detail"]] == [message]
 
 
 @pytest.mark.parametrize(("body", "loc"), [
@@ -282,15 +296,13 @@ def test_a_locked_warehouse_is_a_quick_503_and_health_says_so(worker: TestClient
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        started = time.perf_counter()
-        response = worker.post("/predict", json=games(101))
-        waited = time.perf_counter() - started
+        response = worker.post("/predict", json=games(101))  # how fast: benchmarks/bounds.py
         health = worker.get("/health").json()
         explicit = worker.post("/predict", json={"rows": [dict.fromkeys(FEATURE_NAMES, 1.0)]})
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
-    assert response.status_code == 503 and waited < 5
+    assert response.status_code == 503
     assert "busy: another process is writing it" in response.json()["detail"]
     assert health["status"] == "degraded" and "busy" in health["errors"]["warehouse"]
     assert explicit.status_code == 200  # rows given in the request need no warehouse

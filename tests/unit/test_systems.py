@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -49,11 +47,10 @@ def test_weights_stay_on_the_simplex_and_beat_every_member() -> None:
     assert np.mean(np.abs(actual - blended)) < min(np.mean(np.abs(actual - p)) for p in preds.values())
 
 
-def test_ten_members_take_seconds_not_a_grid_search() -> None:
-    # the old 0.05 grid would need 21**9 (8e11) evaluations for ten members
+def test_ten_members_are_weighted_without_a_grid_search() -> None:
+    # the old 0.05 grid would need 21**9 (8e11) evaluations for ten members; how fast: benchmarks/bounds.py
     rng = np.random.default_rng(3)
     actual = rng.gamma(2, 5, 5000)
     preds = {f"m{i}": actual + rng.normal(0, 2 + i, 5000) for i in range(10)}
-    start = time.perf_counter()
     weights = fit_weights(preds, actual)
-    assert time.perf_counter() - start < 2.0 and max(weights, key=weights.get) == "m0"
+    assert max(weights, key=weights.get) == "m0" and sum(weights.values()) == pytest.approx(1.0)
