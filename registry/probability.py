@@ -16,6 +16,11 @@ frequency observed on validation rows; applying ``g`` to S at the two thresholds
 three probabilities non-negative, summing to 1, monotone in the line and consistent between whole and
 half lines (over 20 and over 20.5 are the same event, Y >= 21).
 
+Where a line is posted, the distribution is centred between the prediction and the line, by a weight
+fitted on graded lines (``fit_line``): the line is the better forecast, and a P(over) that ignores it
+is overconfident against it (on the 2024-25 daily-fantasy lines, Brier 0.253-0.257 centred on the
+prediction alone, 0.247-0.2495 with the walk-forward weight; ``benchmarks/probability.py``).
+
 Parameters are plain JSON (lists and floats): this module is copied into every logged model and needs
 only numpy and scipy at predict time (scikit-learn only to fit).
 """
