@@ -63,6 +63,7 @@ from contracts import (
 )
 from features.definitions import outcomes
 from markets import DEFAULT_MARKET, MARKETS, Market
+from registry.probability import wilson_interval
 from serving import charts
 from serving.models import LEAD_ORDER
 from warehouse import Warehouse, WarehouseError
@@ -87,7 +88,6 @@ BOARD_SECONDS = 30.0  # a board read is reused this long: sorting, filtering and
 BOARD_CACHE = 16  # boards (date, market) kept, least recently used dropped first
 ALERT_DAYS = 7  # alerts of the week ending on the performance window's last day are "open"
 CALLS = ("OVER", "UNDER", "PASS")
-Z_95 = 1.959964
 
 # Columns that issue 13's markets add to the contracts. A store (or a checkout) from before markets lacks
 # them: a read asks for them, and without them reads the rest and takes every row as a points row.
@@ -162,17 +162,6 @@ def ordered_systems(systems: Iterable[str]) -> list[str]:
     """Systems in the order the worker leads with (best first), unknown names after them."""
     present = set(systems)
     return [s for s in LEAD_ORDER if s in present] + sorted(present - set(LEAD_ORDER))
-
-
-def wilson_interval(wins: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a rate (0 .. 1): unlike the normal approximation it stays inside
-    0 .. 1 and is honest for the few calls of a confidence bucket."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = wins / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def _finite(value: Any) -> float | None:

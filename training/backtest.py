@@ -83,7 +83,8 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: 
         model = module.fit(params[system], splits, spec.seed, None, members)
         bundles[system] = bundle = Bundle({"kind": module.KIND, "features": splits.features}, model, members)
         val, test = (bundle.predict(splits.x(part)) for part in ("val", "test"))
-        out[system] = (test, probability.fit(market.distribution, splits.y("val"), val))
+        out[system] = (test, probability.fit(market.distribution, splits.y("val"), val,
+                                             line=splits.val[market.line_feature].to_numpy(float)))
     return splits.test, out
 
 

@@ -145,7 +145,9 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         known = {p: {(name, r.version): r.predictions[p] for name, r in done.items()} for p in PARTS}
         preds = {p: bundle.predict(splits.x(p), known[p]) for p in PARTS}
         actual = {p: splits.y(p) for p in PARTS}
-        bundle.meta["probability"] = probability.fit(market.distribution, actual["val"], preds["val"])
+        # the validation rows' posted lines (where the store has them) fit how far to trust the line over the model
+        bundle.meta["probability"] = probability.fit(market.distribution, actual["val"], preds["val"],
+                                                     line=splits.val[market.line_feature].to_numpy(float))
         metrics = contract_metrics(actual, preds, splits.test, market, bundle.meta["probability"])
         mlflow.log_metrics(metrics)
         folder = workdir / name
