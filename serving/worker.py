@@ -38,6 +38,7 @@ from features.store import read_store
 from registry.predictions import recommendation
 from serving.auth import bearer_guard
 from serving.models import LEAD_ORDER, ProductionModels
+from serving.openapi import AUTH, HEALTH_RESPONSES, PREDICT_RESPONSES
 from warehouse import Warehouse, WarehouseError, connect
 
 MAX_BODY_BYTES = 8 * 2**20  # 5,000 explicit rows of 33 named features fit; a larger body is refused unread
@@ -367,7 +368,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         return {"systems": {name: s.describe() for name, s in models.loaded.items()}, "errors": problems(),
                 "cached_dates": cache.size}
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     def health() -> JSONResponse:
         serving = sorted(set(models.loaded) - set(failing))
         found = problems()
@@ -390,7 +391,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                 f"{k} {v}" for k, v in errors.items()))
         return columns, errors
 
-    @app.post("/predict")
+    @app.post("/predict", responses=PREDICT_RESPONSES)
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
@@ -420,7 +421,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         # allow_nan=False: a number JSON cannot carry is a bug to see, never a body to send
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
-    @app.post("/reload", dependencies=[Depends(authorised)])
+    @app.post("/reload", dependencies=[Depends(authorised)], responses=AUTH)
     def reload() -> dict[str, Any]:
         changes = models.refresh()
         cache.clear()
