@@ -1,7 +1,9 @@
-"""What the worker and the coordinator answer besides success, as their OpenAPI schemas state it.
+"""What the worker and the coordinator answer, as their OpenAPI schemas state it.
 
 A client (or a schema-driven fuzz) reads every status a service can return, and the shape of its
-body, from ``/openapi.json``: these are the shared pieces. Nothing here changes what is answered.
+body, from ``/openapi.json``. Here are the refusals both services share, and the worker's answers,
+which it builds as plain JSON for speed and so cannot declare as response models. Nothing here
+changes what is answered.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ def store(defaults_in: Path, built_store: Path, tmp_path: Path) -> Warehouse:
 
 class GatedBus:
     """An event bus whose first publish waits until the test opens the gate: a rebuild that is
-    provably half way (its first date committed, the others not yet announced) while the test asks."""
+    provably half way (its first date committed, the others not yet announced) while the test asks.
+    It records the dates announced and delivers none (no prediction follows a date here)."""
 
     def __init__(self) -> None:
         self.reached, self.gate = threading.Event(), threading.Event()
