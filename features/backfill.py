@@ -84,11 +84,14 @@ def covered_range(box: pd.DataFrame, start: dt.date | None, end: dt.date | None)
 
 def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | None,
              start: dt.date | None = None, end: dt.date | None = None, progress: bool = True,
-             on_date_complete: Callable[[dt.date], None] | None = None) -> BackfillSummary:
+             on_date_complete: Callable[[dt.date], None] | None = None,
+             on_dates_planned: Callable[[list[dt.date]], None] | None = None) -> BackfillSummary:
     """Load the input files, then rebuild the feature rows of every game date in [start, end] that
     the box scores cover.
 
-    ``on_date_complete`` is told each game date once its rows are committed (the serving trigger).
+    ``on_dates_planned`` is told every game date the run will rebuild, once the features are built,
+    and ``on_date_complete`` each of them once its rows are committed (the serving trigger): together,
+    a job's progress.
     """
     if start and end and start > end:
         raise InputError(f"start_date {start} is after end_date {end}")
@@ -114,6 +117,8 @@ def backfill(warehouse: Warehouse, box_scores: str | Path, lines: str | Path | N
                   if features["game_date"].between(first, last).any()]
         bar.total += len(months)
         bar.update()
+        if on_dates_planned is not None:
+            on_dates_planned(sorted(features["game_date"].unique()))
 
         for first, last in months:
             bar.set_postfix_str(f"{first:%Y-%m}")

@@ -40,6 +40,7 @@ from registry.predictions import priced
 from serving.auth import bearer_guard
 from serving.docs import offline_docs
 from serving.models import LEAD_ORDER, ProductionModels
+from serving.openapi import AUTH, HEALTH_RESPONSES, PREDICT_RESPONSES
 from serving.pages import install_pages
 from warehouse import Warehouse, WarehouseError, connect
 
@@ -408,7 +409,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         return {"markets": per_market, "systems": {name: s.describe() for name, s in loaded.items()},
                 "errors": problems(), "cached_dates": cache.size}
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     def health() -> JSONResponse:
         serving = sorted(set(models.loaded) - set(failing))
         found = problems()
@@ -433,7 +434,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                 f"{k} {v}" for k, v in errors.items())))
         return columns, {name: settings.public_text(error) for name, error in errors.items()}
 
-    @app.post("/predict")
+    @app.post("/predict", responses=PREDICT_RESPONSES)
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
@@ -465,7 +466,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         # allow_nan=False: a number JSON cannot carry is a bug to see, never a body to send
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
-    @app.post("/reload", dependencies=[Depends(authorised)])
+    @app.post("/reload", dependencies=[Depends(authorised)], responses=AUTH)
     def reload() -> dict[str, Any]:
         changes = models.refresh()
         cache.clear()

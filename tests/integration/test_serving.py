@@ -216,10 +216,13 @@ def test_a_completed_backfill_date_triggers_its_predictions(promoted: dict, smal
             response = httpx.post(f"{url}/backfill", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300,
                                   json={"start_date": "2025-01-10", "end_date": "2025-01-11",
                                         "box_scores": str(SEASON_2024_25)})
-            assert response.status_code == 200 and response.json()["dates"] == 2
-            assert bus.drain(timeout=120)
+            assert response.status_code == 202
             jobs = app.state.jobs
-            states = [jobs.wait(job, timeout=120) for job in list(jobs.state)]
+            rebuilt = jobs.wait(response.json()["job"], timeout=300)
+            assert rebuilt["status"] == "done" and rebuilt["dates_rebuilt"] == ["2025-01-10", "2025-01-11"]
+            assert bus.drain(timeout=120)
+            states = [jobs.wait(job, timeout=120) for job, state in list(jobs.state.items())
+                      if state["kind"] == "predict"]
     bus.close()
     assert sorted(s["game_date"] for s in states) == ["2025-01-10", "2025-01-11"]
     assert all(s["status"] == "done" and s["source"] == "event" for s in states)
