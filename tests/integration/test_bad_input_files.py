@@ -62,7 +62,7 @@ def test_backfill_with_a_header_only_lines_file_exits_2_and_writes_no_box_score(
     assert _nothing_written(store)
 
 
-def test_coordinator_backfill_of_a_non_utf8_file_is_a_422_naming_it_under_the_data_root(
+def test_coordinator_backfill_of_a_non_utf8_file_fails_its_job_naming_it_under_the_data_root(
         tmp_path: Path, store: str, box_csv_lines: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "data"
     (root / "box").mkdir(parents=True)
@@ -73,6 +73,8 @@ def test_coordinator_backfill_of_a_non_utf8_file_is_a_422_naming_it_under_the_da
         answer = client.post("/backfill", headers={"Authorization": f"Bearer {TOKEN}"},
                              json={"start_date": "2024-10-22", "end_date": "2024-10-23", "box_scores": "box/latin1.csv",
                                    "lines": "none"})
-    assert answer.status_code == 422
-    assert answer.json()["detail"] == "box/latin1.csv line 3: byte 0xe9 is not UTF-8 text; save the file as UTF-8"
+        assert answer.status_code == 202  # a rebuild is a job (issue 18): the file is read there, not in the request
+        state = app.state.jobs.wait(answer.json()["job"], 60)
+    assert state["status"] == "failed"
+    assert state["summary"] == "box/latin1.csv line 3: byte 0xe9 is not UTF-8 text; save the file as UTF-8"
     assert _nothing_written(store)
