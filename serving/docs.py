@@ -23,7 +23,6 @@ from fastapi.staticfiles import StaticFiles
 
 ASSETS = "/docs-static"
 ASSET_DIR = Path(__file__).parent / "static" / "docs"  # vendored files: its README.md
-BEARER = "bearerAuth"
 
 ERROR = {"type": "object", "properties": {"detail": {"description": "one sentence saying what is wrong",
                                                      "anyOf": [{"type": "string"}, {"type": "array", "items": {}}]}}}
@@ -69,20 +68,13 @@ def _redoc_page(title: str, openapi_url: str) -> str:
 
 
 def complete_schema(schema: dict[str, Any], max_body_bytes: int | None, unavailable: Iterable[str]) -> dict[str, Any]:
-    """The bearer scheme and the shared answers added to an OpenAPI document (in place)."""
-    schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = {
-        "type": "http", "scheme": "bearer",
-        "description": "WORKER_TOKEN, sent as `Authorization: Bearer <token>`; only the write endpoints need it"}
+    """The shared answers added to an OpenAPI document (in place). The bearer scheme itself is declared
+    by ``serving.auth`` on the endpoints it guards (Swagger UI's *Authorize* sends it)."""
     unavailable = set(unavailable)
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            parameters = operation.get("parameters", [])
-            guarded = [p for p in parameters
-                       if p.get("in") == "header" and p.get("name", "").lower() == "authorization"]
-            if guarded:  # bearer_guard's header: Swagger UI sends it from Authorize instead
-                operation["parameters"] = [p for p in parameters if p not in guarded]
-                operation["security"] = [{BEARER: []}]
+            if operation.get("security"):
                 responses.setdefault("401", _answer("missing or wrong bearer token"))
                 responses.setdefault("403", _answer("disabled: the server was started without WORKER_TOKEN"))
             if "requestBody" in operation and max_body_bytes is not None:
@@ -91,9 +83,9 @@ def complete_schema(schema: dict[str, Any], max_body_bytes: int | None, unavaila
             if "requestBody" not in operation and not operation.get("parameters"):
                 responses.pop("422", None)  # only the token header was validated, and it is optional
             else:
-                responses["422"] = _answer("a field is missing, has the wrong type or is out of range: each "
+                responses.setdefault("422", _answer("a field is missing, has the wrong type or is out of range: each "
                                            "problem names the field (and the value when short), never the "
-                                           "whole request", VALIDATION)
+                                           "whole request", VALIDATION))
             if path in unavailable:
                 responses.setdefault("503", _answer("nothing can answer now (no production model loaded, or "
                                                     "the warehouse is busy or unreachable): retry later"))

@@ -23,13 +23,13 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 import settings
 from contracts import ENSEMBLE_V1, SYSTEMS
@@ -50,26 +50,42 @@ MAX_DATES = 31  # distinct game dates a request may look up
 CACHE_DATES = 64  # game dates whose feature rows are kept, least recently used dropped first
 CACHE_SECONDS = 60.0
 MAX_REPORTED_ERRORS = 10
+MAX_PLAYER_ID = 2**31 - 1  # NBA person ids are 32-bit; a larger one is no player, and past 64 bits no array holds it
+FEATURE_BOUND = 1e6  # no feature comes near it (minutes, points, rates, ratings); far larger overflows float32
 SHOWN_VALUE_CHARS = 40
 
 # NaN and Infinity are valid in Python's JSON but are not numbers a model or a client can use
 FINITE = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# a number (true/false is not one), within what any feature can be: 1e308 would overflow the models
+FeatureValue = Annotated[float, Field(strict=True, ge=-FEATURE_BOUND, le=FEATURE_BOUND)]
+LineValue = Annotated[float, Field(strict=True, ge=0, le=150)]  # a line of any market, in its outcome's unit
+def _date_text(value: object) -> object:
+    """A game date is YYYY-MM-DD text: a number would otherwise be read as a Unix timestamp."""
+    if not isinstance(value, str | dt.date):
+        raise ValueError("a date is YYYY-MM-DD text")
+    return value
+
+
+GameDate = Annotated[dt.date, BeforeValidator(_date_text)]
+PlayerId = Annotated[int, Field(strict=True, gt=0, le=MAX_PLAYER_ID, description="NBA person id")]
+
+
 class PlayerGame(BaseModel):
     model_config = FINITE
-    player_id: int = Field(gt=0, description="NBA person id")
-    game_date: dt.date
-    line: float | None = Field(default=None, ge=0, le=150,
+    player_id: PlayerId
+    game_date: GameDate
+    line: LineValue | None = Field(default=None,
                                description="the market's line; default: the stored one")
 
 
 FeatureRow = create_model(
     "FeatureRow", __config__=FINITE,
-    player_id=(int | None, Field(default=None, gt=0)), game_date=(dt.date | None, None),
-    game_id=(str | None, None), line=(float | None, Field(default=None, ge=0, le=150)),
+    player_id=(PlayerId | None, None), game_date=(GameDate | None, None),
+    game_id=(str | None, None), line=(LineValue | None, None),
     # every feature of the request's market is required (null allowed): checked by PredictRequest
-    **{name: (float | None, Field(default=None)) for name in FEATURE_NAMES},
+    **{name: (FeatureValue | None, Field(default=None)) for name in FEATURE_NAMES},
 )
 
 
@@ -79,8 +95,8 @@ class FeatureTable(BaseModel):
 
     model_config = FINITE
     columns: list[str] = Field(max_length=2 * len(FEATURE_NAMES))  # room to name an unknown one, still bounded
-    data: list[list[float | None]] = Field(max_length=MAX_ITEMS)
-    line: list[float | None] | None = Field(default=None, description="one line of the market (or null) per row")
+    data: list[list[FeatureValue | None]] = Field(max_length=MAX_ITEMS)
+    line: list[LineValue | None] | None = Field(default=None, description="one line of the market (or null) per row")
 
     @model_validator(mode="after")
     def _shape(self) -> FeatureTable:
@@ -112,13 +128,15 @@ class PredictRequest(BaseModel):
         for i, row in enumerate(self.rows):
             missing = [name for name in needed if name not in row.model_fields_set]
             if missing:
-                raise ValueError(f"rows[{i}] lacks {len(missing)} feature(s) of the {self.market} market, "
-                                 f"e.g. {missing[:3]}")
+                raise ValueError(f"rows[{i}] lacks feature {', '.join(missing[:3])}"
+                                 f"{' and others' if len(missing) > 3 else ''} of the {self.market} market: "
+                                 f"send its {len(needed)} features, null where a value is unknown")
         if self.table is not None:
             missing = [name for name in needed if name not in self.table.columns]
             if missing:
-                raise ValueError(f"table.columns lack {len(missing)} feature(s) of the {self.market} market, "
-                                 f"e.g. {missing[:3]}")
+                raise ValueError(f"table.columns lack feature {', '.join(missing[:3])}"
+                                 f"{' and others' if len(missing) > 3 else ''} of the {self.market} market: "
+                                 f"send its {len(needed)} features, null where a value is unknown")
         items = len(self.games) + len(self.rows) + (len(self.table.data) if self.table else 0)
         if items > MAX_ITEMS:
             raise ValueError(f"games, rows and table hold {items} items together; at most {MAX_ITEMS} per request")

@@ -1,4 +1,5 @@
-"""Walk-forward backtest: retrain every month on what was known before it, predict the month.
+"""Walk-forward backtest: retrain every month on what was known before it (from the spec's data start),
+predict the month, for every market of the spec.
 
 Hyperparameters are fixed for the whole walk (the latest registered version's, or the spec's
 parameters): nothing is tuned on the games being predicted. Every prediction goes to
@@ -74,7 +75,7 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: 
                       params: dict[str, dict]) -> tuple[pd.DataFrame, Fold]:
     """The played games in [first, last], each system's predictions of the market for them and its
     predictive distribution fitted on validation (for P(over), P(push), P(under))."""
-    splits = time_splits(store, end=last, test_start=first, val_fraction=spec.val_fraction, market=market)
+    splits = time_splits(store, spec.start_date, last, first, spec.val_fraction, market)
     bundles: dict[str, Bundle] = {}
     out: Fold = {}
     for system in spec.systems:  # the table's order: members before the ensemble

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,11 +30,9 @@ from contracts import (
     PLAYERS_OUT_SCHEMA,
     PREDICTION_GRADES_SCHEMA,
     PREDICTIONS_SCHEMA,
-    TableSchema,
 )
 from features.backfill import backfill
 from features.store import read_store
-from registry.predictions import recommendation
 from serving import pages
 from serving.local import running
 from serving.service import create_coordinator_app
@@ -53,13 +50,10 @@ MARKUP = "<script>window.__xss = 1</script>Evil <b>Name</b>"
 EVIL_ID = 1628369  # Jayson Tatum, renamed in the fixture's copy of the box scores
 
 
-def with_markets(schema: TableSchema) -> TableSchema:
-    """The schema as issue 13 declares it (market in the key, the new probability columns): a
-    stand-in until those contracts land in this checkout; then it returns ``schema`` unchanged."""
-    missing = tuple(c for name, c in pages.MARKET_COLUMNS.items() if name not in schema.column_names
-                    and (name == "market" or schema.name == PREDICTIONS_SCHEMA.name))
-    key = schema.key if "market" in schema.key or not missing else schema.key[:3] + ("market",) + schema.key[3:]
-    return TableSchema(schema.name, schema.columns + missing, key, schema.date_column)
+def recommendation(predicted: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """The fixture's calls: the side the prediction is on, PASS without a line."""
+    predicted, line = np.asarray(predicted, float), np.asarray(line, float)
+    return np.where(np.isnan(line), "PASS", np.where(predicted > line, "OVER", "UNDER"))
 
 
 def _p_over(predicted: np.ndarray, line: np.ndarray, spread: float) -> np.ndarray:
@@ -134,18 +128,19 @@ def monitoring_rows() -> pd.DataFrame:
     return pd.DataFrame(rows).assign(created_at=pd.Timestamp(DAY, tz="UTC"))
 
 
-def record_promotion(tracking_uri: str) -> None:
-    """A promotion event on a registered model, in the shape ``registry/promotion.py`` records it."""
+def record_promotion(tracking_uri: str, folder: Path) -> None:
+    """A promotion event of a registered model, recorded as ``registry/promotion.py`` records one."""
     from mlflow.tracking import MlflowClient
 
-    from registry.promotion import EVENT_PREFIX
+    from registry.promotion import Event, _record
 
     client = MlflowClient(tracking_uri)
     client.create_registered_model("xgboost_v1")
-    event = {"action": "promote", "system": "xgboost_v1", "version": "2", "from_version": "1", "who": "analyst",
-             "when": "2025-01-09T10:00:00+00:00", "reason": "beat production on the last 14 game days",
-             "forced": False, "figures": {"champion_mae": 4.61, "challenger_mae": 4.52, "games": 1800}}
-    client.set_registered_model_tag("xgboost_v1", f"{EVENT_PREFIX}20250109T100000000000.abc123", json.dumps(event))
+    for _ in range(2):
+        client.create_model_version("xgboost_v1", source=folder.as_uri())
+    _record(client, Event("promote", "xgboost_v1", "2", "1", "analyst", "2025-01-09T10:00:00+00:00",
+                          reason="beat production on the last 14 game days",
+                          figures={"champion_mae": 4.61, "challenger_mae": 4.52, "games": 1800}))
 
 
 @pytest.fixture(scope="module")
@@ -165,14 +160,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     features = read_store(warehouse, GRADED_DAYS[0], DAY)
     box = warehouse.read(BOX_SCORES_SCHEMA, date_range=(DAY - dt.timedelta(days=60), DAY))
     predictions = pd.concat([predictions_for(features, box, day) for day in (*GRADED_DAYS, DAY)], ignore_index=True)
-    warehouse.write(with_markets(PREDICTIONS_SCHEMA), predictions)
-    warehouse.write(with_markets(PREDICTION_GRADES_SCHEMA),
+    warehouse.write(PREDICTIONS_SCHEMA, predictions)
+    warehouse.write(PREDICTION_GRADES_SCHEMA,
                     grades_for(predictions[predictions["game_date"] != DAY], box))
-    warehouse.write(with_markets(MONITORING_SCHEMA), monitoring_rows())
-    warehouse.write(with_markets(ALERTS_SCHEMA), pd.DataFrame([{
+    warehouse.write(MONITORING_SCHEMA, monitoring_rows())
+    warehouse.write(ALERTS_SCHEMA, pd.DataFrame([{
         "game_date": DAY - dt.timedelta(days=1), "rule": "hit_rate_low", "market": "points", "system": "xgboost_v1",
         "value": 47.1, "threshold": 48.0, "message": "30-day hit rate 47.1% < 48% over 230 calls",
-        "created_at": pd.Timestamp(DAY, tz="UTC")}]))
+        "created_at": pd.Timestamp(DAY, tz="UTC"), "delivery": "unsent", "attempts": 0, "attempted_at": None,
+        "delivery_error": None}]))
     warehouse.write(DATA_CHECKS_SCHEMA, pd.DataFrame([{
         "game_date": DAY - dt.timedelta(days=3), "status": "held", "problems": "game 0022400500: BOS minutes 139",
         "checked_at": pd.Timestamp(DAY, tz="UTC")}]))
@@ -183,8 +179,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", tracking)
+        mp.setenv("MLFLOW_ARTIFACT_ROOT", (root / "artifacts").as_uri())
         mlflow.set_tracking_uri(tracking)
-        record_promotion(tracking)
+        record_promotion(tracking, root)
         with running(create_app(warehouse=warehouse, token=TOKEN, poll_seconds=0)) as base:
             yield {"url": base, "warehouse": warehouse, "predictions": predictions, "out": out}
 
@@ -217,8 +214,8 @@ def test_pages_read_without_a_token_and_writes_still_need_one(platform: dict) ->
         latest = client.get("/board?market=rebounds", follow_redirects=False)  # no slate ahead: the latest
         assert latest.status_code == 303 and latest.headers["location"].startswith(f"/board?date={DAY}&market=rebounds")
         schema = client.get("/openapi.json").json()
-        assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
-        assert schema["paths"]["/reload"]["post"]["security"] == [{"bearerAuth": []}]
+        assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert schema["paths"]["/reload"]["post"]["security"] == [{"bearer": []}]
         assert {"413", "422", "503"} <= set(schema["paths"]["/predict"]["post"]["responses"])
         assert "401" in schema["paths"]["/reload"]["post"]["responses"]
 

@@ -305,11 +305,8 @@ def test_every_status_is_in_the_openapi_schema(services: Services) -> None:
     assert statuses["worker /health"]["get"] == {"200", "503"}
 
 
-WORKER_FINDINGS = ("the worker's own findings, for its rework (issue 15 row 9 and this fuzz): a feature near 1e308 "
-                   "answers 500, so may a player_id past 64 bits, and false is taken for a feature's number")
 
-
-@pytest.mark.parametrize("side", [pytest.param("worker", marks=pytest.mark.xfail(reason=WORKER_FINDINGS)),
+@pytest.mark.parametrize("side", ["worker",
                                   "coordinator"])
 def test_generated_requests_get_documented_answers(services: Services, side: str, tmp_path: Path) -> None:
     url = services.worker_url if side == "worker" else services.coordinator_url

@@ -249,17 +249,19 @@ ROW = json.dumps(dict.fromkeys(FEATURE_NAMES, 1.0))[1:-1]
 
 ONE_ROW = dict.fromkeys(FEATURE_NAMES, 1.0)
 WITHOUT = [f for f in FEATURE_NAMES if f != "points_avg_season"]
-SEND_ALL = f"send the {len(FEATURE_NAMES)} features, null where a value is unknown"
+SEND_POINTS = f"send its {len(POINTS_FEATURES)} features, null where a value is unknown"
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ({"rows": [{f: ONE_ROW[f] for f in WITHOUT}]}, "rows.0.points_avg_season: Field required"),
+    ({"rows": [{f: ONE_ROW[f] for f in WITHOUT}]},
+     f"body: rows[0] lacks feature points_avg_season of the points market: {SEND_POINTS}"),
     ({"rows": [{**ONE_ROW, "points_avg_last_3": 1.0}]}, "rows.0.points_avg_last_3: Extra inputs are not permitted "
                                                         "(got 1.0)"),
     ({"table": {"columns": WITHOUT, "data": [[1.0] * len(WITHOUT)]}},
-     f"table: columns lack feature points_avg_season: {SEND_ALL}"),
+     f"body: table.columns lack feature points_avg_season of the points market: {SEND_POINTS}"),
     ({"table": {"columns": [*FEATURE_NAMES, "points_avg_last_3"], "data": [[1.0] * (len(FEATURE_NAMES) + 1)]}},
-     f"table: columns hold unknown column 'points_avg_last_3': {SEND_ALL}"),
+     "table: columns hold unknown column 'points_avg_last_3': send the market's features, null where a value "
+     "is unknown"),
 ])
 def test_a_missing_or_unknown_feature_is_a_422_in_one_sentence(worker: TestClient, body: dict, message: str) -> None:
     response = worker.post("/predict", json=body)
