@@ -168,8 +168,11 @@ def ingest_lines(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, repor
     if len(lines):
         warehouse.write(PROP_LINES_SCHEMA, lines[PROP_LINES_SCHEMA.column_names])
     per_market = lines.groupby("market").size() if len(lines) else pd.Series(dtype=int)
+    left_out = [f"{len(sources.lines.unmatched)} naming no known player"] if sources.lines.unmatched else []
+    left_out += [f"{n} of market {key}, which no market declares" for key, n in sources.lines.unknown_markets.items()]
     report.add("lines", f"{len(lines)} line(s) for {cfg.date}"
-               + (": " + ", ".join(f"{m} {n}" for m, n in per_market.items()) if len(per_market) else ""))
+               + (": " + ", ".join(f"{m} {n}" for m, n in per_market.items()) if len(per_market) else "")
+               + (f"; left out: {'; '.join(left_out)}" if left_out else ""))
 
 
 # --- features -----------------------------------------------------------------------------------
