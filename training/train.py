@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from training.spec import DEFAULT_SPEC, RunSpec, load_spec
 from training.splits import Splits, time_splits
 from training.tuning import open_storage, tune
 from warehouse import Warehouse, connect
+
+log = logging.getLogger(__name__)
 
 PARTS = ("train", "val", "test")
 SPEC_ARTIFACT = "experiment.yaml"
@@ -174,8 +177,8 @@ def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
     """The feature store, built first from the shipped data when it is empty."""
     store = read_store(warehouse)
     if store.empty:
-        print("ml_feature_store_v2 is empty: building it from the shipped data first")
-        print(backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress).render())
+        log.info("ml_feature_store_v2 is empty: building it from the shipped data first")
+        log.info(backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress).render())
         store = read_store(warehouse)
     return store
 
@@ -206,17 +209,15 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
     results: dict[str, SystemResult] = {}
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
         for system in spec.systems:  # the table's order: members before the ensemble
-            print(f"training {system} on {splits.sizes}")
+            log.info("training %s on %s", system, ", ".join(f"{n:,} {part}" for part, n in splits.sizes.items()))
             results[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, results,
                                             Path(tmp), tuning, progress)
-    table = summary_table(results)
     if entry_run:
         client = MlflowClient()
-        client.log_text(entry_run, table, "train_summary.md")
+        client.log_text(entry_run, summary_table(results), "train_summary.md")
         client.log_dict(entry_run, spec.raw, SPEC_ARTIFACT)
         client.set_tag(entry_run, "system_runs", json.dumps({s: r.run_id for s, r in results.items()}))
-    print(table)
-    print(f"runs in the MLflow UI: {runs_page(experiment_id)}")
+    log.info("runs in the MLflow UI: %s", runs_page(experiment_id))
     return results
 
 
