@@ -73,7 +73,7 @@ def project_experiment(option: str = "") -> str:
         return option
     entry = os.environ.get("MLFLOW_EXPERIMENT_ID")
     if entry and entry != DEFAULT_EXPERIMENT_ID:
-        return MlflowClient().get_experiment(entry).name
+        return MlflowClient(settings.tracking_uri()).get_experiment(entry).name
     return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
@@ -87,7 +87,7 @@ def claim_entry_run(entry_point: str) -> str | None:
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if run_id is None:
         return None
-    client = MlflowClient()
+    client = MlflowClient(settings.tracking_uri())  # the store `mlflow run` named, whatever MLflow's global says
     client.update_run(run_id, name=entry_run_name(entry_point))
     if client.get_run(run_id).info.experiment_id == DEFAULT_EXPERIMENT_ID:
         wanted = project_experiment()
