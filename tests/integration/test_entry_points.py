@@ -179,7 +179,7 @@ def test_train_registers_and_prints_only_its_result(platform: dict) -> None:
 def test_promote_rollback_history_reconcile_move_and_show_production(platform: dict) -> None:
     runs, client = platform["runs"], platform["client"]
     assert "promoted" in runs["promote"].stdout.lower()
-    assert client.get_model_version_by_alias("moving_average", "production").version == "1"  # rolled back from 2
+    assert str(client.get_model_version_by_alias("moving_average", "production").version) == "1"  # back from 2
     assert "moving_average: production is v1" in runs["history"].stdout
     assert "alias, stage and history agree" in runs["reconcile"].stdout
     assert "retrained as of 2024-12-20" in runs["retrain"].stdout
@@ -192,7 +192,8 @@ def test_compare_and_backtest_log_their_runs(platform: dict) -> None:
     assert "compare_run" in entry_run(platform, "compare").data.tags
     backtest_run = entry_run(platform, "backtest").data.tags["backtest_run"]
     stored = store.read(PREDICTIONS_SCHEMA, date_range=(dt.date(2025, 1, 1), dt.date(2025, 1, 13)))
-    assert set(stored.source) == {f"backtest:{backtest_run}"} and len(stored) > 1000
+    assert {s for s in stored.source if s.startswith("backtest:")} == {f"backtest:{backtest_run}"}
+    assert (stored.source == f"backtest:{backtest_run}").sum() > 1000  # beside predict's rows of PREDICT_DAY
     children = client.search_runs([client.get_run(backtest_run).info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{backtest_run}'")
     assert [c.data.tags["system"] for c in children] == ["moving_average"]
