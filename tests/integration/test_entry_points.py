@@ -87,7 +87,9 @@ def platform(small_store: str, box_csv_lines: list[str], tmp_path_factory: pytes
               "OPTUNA_STORAGE": f"sqlite:///{root / 'optuna.db'}"}
     env = {**{k: v for k, v in os.environ.items() if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID")}, **stores,
            "MLFLOW_EXPERIMENT_NAME": DEFAULT_EXPERIMENT, "PROMOTED_BY": "entry-point-test"}
-    MlflowClient(stores["MLFLOW_TRACKING_URI"]).search_experiments()  # the schema, before two processes race to make it
+    # the store and its experiment made before two `mlflow run`s (the replay's and the chain's) race to make them
+    MlflowClient(stores["MLFLOW_TRACKING_URI"]).create_experiment(DEFAULT_EXPERIMENT,
+                                                                  artifact_location=stores["MLFLOW_ARTIFACT_ROOT"])
     replay_home = root / "replay"
     replay = subprocess.Popen(command("replay", **REPLAY, home=str(replay_home), output=str(root / "replay.json")),
                               cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
