@@ -196,7 +196,7 @@ def summary_table(results: dict[str, SystemResult]) -> str:
             "test_line_mae", "test_hit_rate")
     rows = ["| market | system | version | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
     for r in results.values():
-        cells = [f"{r.metrics[k]:.3f}" if k in r.metrics else "" for k in keys]
+        cells = [f"{r.metrics[k]:.3f}" if r.metrics.get(k, np.nan) == r.metrics.get(k, np.nan) else "" for k in keys]
         rows.append(f"| {r.market} | {r.system} | {r.version} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
