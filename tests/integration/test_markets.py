@@ -60,9 +60,10 @@ def every_market(small_store: str, tmp_path_factory: pytest.TempPathFactory):
 def market_env(every_market: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     for key, value in every_market["env"].items():
         monkeypatch.setenv(key, value)
+    before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(every_market["env"]["MLFLOW_TRACKING_URI"])
     yield every_market
-    mlflow.set_tracking_uri("")
+    mlflow.set_tracking_uri(before)  # MLflow keeps the URI in a global: the next test must not find this store
 
 
 def test_every_market_trains_registers_promotes_serves_stores_and_grades(market_env: dict, small_store: str) -> None:
