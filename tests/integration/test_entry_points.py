@@ -171,7 +171,8 @@ def test_train_registers_and_prints_only_its_result(platform: dict) -> None:
     # stdout: the result table and the link; stderr: no third-party chatter at the default level
     # (Optuna's: tests/unit/test_cli.py, a tuned run costs more than this whole file should)
     lines = run.stdout.splitlines()
-    assert lines[0].startswith("| market | system | version | test_mae") and lines[-1].startswith("runs in the MLflow UI: ")
+    assert lines[0].startswith("| market | system | version | test_mae")
+    assert lines[-1].startswith("runs in the MLflow UI: ")
     assert "INFO training.train: training moving_average on " in run.stderr
     for chatter in ("Validating input example", "Downloading artifacts", "{'train'"):
         assert chatter not in run.stdout + run.stderr, chatter
