@@ -41,6 +41,7 @@ from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
 from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS, TRAIN_YEARS
 from markets import DEFAULT_MARKET, MARKETS, registered
+from registry.probability import brier
 from sources.base import Sources
 from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
@@ -242,7 +243,7 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
             "graded": float(len(graded)), "void": float((mine["outcome"] == VOID).sum()),
             "hit_rate": float((calls["ou_result"] == "win").mean() * 100) if len(calls) else float("nan"),
             "calls": float(len(calls)),
-            "brier": float(((priced["p_over"] - over) ** 2).mean()) if len(priced) else float("nan"),
+            "brier": brier(priced["p_over"].to_numpy(float), over.to_numpy(float)),
             **known.get(str(system), {}),
         }
         if "known_lineup_mae" in values:
