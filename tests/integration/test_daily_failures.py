@@ -33,7 +33,7 @@ def test_an_unreachable_worker_is_an_alert_and_monitoring_still_runs(evening_bef
     # before: ConnectError traceback at the slate step; the monitor and alert steps never ran
     day = EVENINGS[0]
     with Receiver() as webhook:
-        report = run_daily(DailyConfig(day, now=evening(day), webhook_url=webhook.url),
+        report = run_daily(DailyConfig(day, retrain_every=0, now=evening(day), webhook_url=webhook.url),
                            Sources(FileResults(SEASON_2024_25)), evening_before, Worker(DEAD, reload=lambda: None))
         posted = webhook.bodies.get(timeout=5)["text"]
     steps = dict(report.steps)
