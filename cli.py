@@ -303,11 +303,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _processes(value: str) -> int:
+    workers = int(_number("workers", value, int))  # type: ignore[arg-type]
+    if workers < 1:
+        raise UsageError(f"workers is {value!r}, expected 1 or more processes")
+    return workers
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from serving.service import serve
 
     serve(args.host, int(_number("port", args.port, int) or 8080), float(_number("poll", args.poll, float) or 30),
-          args.event_bus)
+          args.event_bus, _processes(args.workers))
     return 0
 
 
@@ -326,6 +333,8 @@ def _serving_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll", default="30", help="seconds between registry checks for a moved alias")
     p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
                    help="inprocess, or pubsub://PROJECT/TOPIC/SUBSCRIPTION")
+    p.add_argument("--workers", default="1", help="worker processes sharing the port, each with its own models "
+                   "and feature cache (default: 1, in the coordinator's process)")
     p.set_defaults(func=cmd_serve)
 
 
