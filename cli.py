@@ -3,9 +3,11 @@
 Each sub-command parses its options, calls one typed function, and prints the result (tables,
 summaries) on stdout; progress bars and the platform's log go to stderr, at the level ``-v`` or ``-q``
 picks. Errors a user can act on (bad dates, a malformed file, an unknown system) end the command with
-one sentence on stderr and exit status 2, never a stack trace. Only the standard library, settings and
-contracts are imported before the arguments are parsed, so ``--help`` answers at once; each sub-command
-imports what it runs.
+one sentence on stderr and exit status 2, never a stack trace. Only the standard library, settings,
+contracts and the live defaults are imported before the options are parsed and checked
+(``OPTION_VALUES``), so ``--help`` and a bad value answer at once; each sub-command imports what it runs.
+Under ``mlflow run`` the entry run is named first of all (``registry.tracking.claim_entry_run``), so
+a run refused for a bad option is named too.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import settings
-from contracts import DEFAULT_EXPERIMENT, SYSTEMS
-from markets import DEFAULT_MARKET, MARKET_NAMES
+from contracts import DEFAULT_EXPERIMENT, ENTRY_POINTS, SYSTEMS
+from live import defaults
+from markets import DEFAULT_MARKET, MARKET_NAMES, MarketError, parse_markets
 
 # the platform's own loggers (its top-level packages); third-party ones stay at WARNING unless -v
 PLATFORM_LOGGERS = ("features", "live", "monitoring", "registry", "serving", "sources", "training", "warehouse")
+# third-party output that ignores the root logger's level: MLflow's logger (configured on import from
+# MLFLOW_LOGGING_LEVEL) and its artifact download bars; Optuna's is set once it is imported (main)
+QUIET_THIRD_PARTY = {"MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+EXPERIMENT_NAME_HELP = ("MLflow experiment the runs are logged to (default: the `mlflow run` experiment, else "
+                        f"MLFLOW_EXPERIMENT_NAME, else {DEFAULT_EXPERIMENT})")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,14 +59,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def configure_logging(level: int) -> None:
-    """Once per command: the platform's loggers at ``level``, everyone else's at WARNING (DEBUG: INFO)."""
-    logging.basicConfig(level=logging.INFO if level == logging.DEBUG else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    """Once per command: the platform's loggers at ``level``, everyone else's at WARNING (DEBUG: INFO,
+    and MLflow's download bars). A variable the user set wins."""
+    third_party = logging.INFO if level == logging.DEBUG else logging.WARNING
+    logging.basicConfig(level=third_party, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     for handler in logging.getLogger().handlers:  # no secret in any library's log line (settings.hide_secrets)
         if not any(isinstance(f, settings.SecretFilter) for f in handler.filters):
             handler.addFilter(settings.SecretFilter())
     for name in PLATFORM_LOGGERS:
         logging.getLogger(name).setLevel(level)
+    if level > logging.DEBUG:
+        for name, value in QUIET_THIRD_PARTY.items():
+            os.environ.setdefault(name, value)
+    logging.getLogger("mlflow").setLevel(os.environ.get("MLFLOW_LOGGING_LEVEL", logging.getLevelName(third_party)))
 
 
 class UsageError(ValueError):
@@ -72,6 +89,93 @@ def parse_date(name: str, value: str | None) -> dt.date | None:
         raise UsageError(f"{name} is {value!r}, expected a date YYYY-MM-DD") from None
 
 
+def integer(minimum: int | None = None, blank: bool = True) -> Callable[[str, str], int | None]:
+    """A whole number (at least ``minimum``); empty is 'not given' where ``blank``."""
+    def parse(name: str, value: str) -> int | None:
+        if value == "" and blank:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise UsageError(f"{name} is {value!r}, expected an integer") from None
+        if minimum is not None and number < minimum:
+            raise UsageError(f"{name} is {number}, expected {minimum} or more")
+        return number
+    return parse
+
+
+def number(name: str, value: str) -> float | None:
+    """A number; empty is 'not given'."""
+    if value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"{name} is {value!r}, expected a number") from None
+
+
+def positive(name: str, value: str) -> float:
+    found = number(name, value)
+    if found is None or found <= 0:
+        raise UsageError(f"{name} is {value!r}, expected a number above 0")
+    return found
+
+
+def seconds_or_none(name: str, value: str) -> float | str | None:
+    """A number of seconds, 'none' (no limit, kept as the word for the spec), or empty: the spec's."""
+    return "none" if value.lower() == "none" else number(name, value)
+
+
+def systems(name: str, value: str) -> tuple[str, ...] | None:
+    chosen = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SYSTEMS]
+    if unknown:
+        raise UsageError(f"{name} has {unknown[0]!r}, expected some of {', '.join(SYSTEMS)}")
+    return chosen or None
+
+
+def spec_file(name: str, value: str) -> str:
+    """A spec path as ``training.spec.load_spec`` finds it: from the working directory, then the repository."""
+    if not (Path(value).is_file() or (settings.REPO_ROOT / value).is_file()):
+        raise UsageError(f"{name} is {value!r}, expected an experiment spec file (YAML)")
+    return value
+
+
+def port(name: str, value: str) -> int:
+    found = integer(1, blank=False)(name, value)
+    if found > 65534:  # the coordinator takes the next port
+        raise UsageError(f"{name} is {value!r}, expected a port from 1 to 65534")
+    return found
+
+
+# Every option whose value is more than text, by its name (the MLproject parameter): checked and
+# converted in ``main`` before any heavy import, so a command receives typed values. A new option
+# shared by several commands (a market, say) is one line here and one ``add_argument`` each.
+def markets_option(name: str, value: str) -> tuple[str, ...] | None:
+    """``all`` or a comma list of declared markets (``points,rebounds``); empty: the command's default."""
+    try:
+        return parse_markets(value) if value.strip() else None
+    except MarketError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+OPTION_VALUES: dict[str, Callable[[str, str], object]] = {
+    "start_date": parse_date, "end_date": parse_date, "test_start": parse_date, "train_start": parse_date,
+    "date": parse_date, "game_date": parse_date,
+    "experiment": spec_file, "systems": systems, "n_trials": integer(0), "timeout": seconds_or_none,
+    "seed": integer(), "min_improvement": number,
+    "port": port, "poll": positive,
+    "retrain_every": integer(0, blank=False), "gate_days": integer(1, blank=False),
+    "train_years": integer(1, blank=False), "markets": markets_option, "workers": integer(1, blank=False),
+}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    for name, parse in OPTION_VALUES.items():
+        if hasattr(args, name):
+            setattr(args, name, parse(name, getattr(args, name)))
+
+
 # --- sub-commands -------------------------------------------------------------------------------
 def cmd_backfill(args: argparse.Namespace) -> int:
     from features.backfill import backfill
@@ -80,8 +184,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     summary = backfill(
         connect(), args.box_scores or settings.BOX_SCORES_DEFAULT,
         None if args.lines == "none" else (args.lines or settings.LINES_DEFAULT),
-        parse_date("start_date", args.start_date), parse_date("end_date", args.end_date),
-        progress=args.progress)
+        args.start_date, args.end_date, progress=args.progress)
     print(summary.render())
     return 0
 
@@ -98,51 +201,26 @@ def _backfill_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_backfill)
 
 
-def _number(name: str, value: str, kind: type, optional: bool = False) -> float | int | None:
-    if optional and value in ("", "none", "None"):
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise UsageError(f"{name} is {value!r}, expected {'an integer' if kind is int else 'a number'}") from None
-
-
-def _systems(value: str) -> tuple[str, ...] | None:
-    return tuple(s.strip() for s in value.split(",") if s.strip()) or None
-
-
-def _markets(value: str, default: tuple[str, ...] | None = None) -> tuple[str, ...] | None:
-    """A ``--markets`` value (``all``, ``points,rebounds``); empty: ``default``. Checked before any import
-    of the heavy libraries, so a wrong name is refused at once."""
-    from markets import MarketError, parse_markets
-
-    try:
-        return parse_markets(value, default) if value.strip() else default
-    except MarketError as exc:
-        raise UsageError(f"markets: {exc}") from None
-
-
 def _spec(args: argparse.Namespace, **overrides: object):  # -> training.spec.RunSpec (imported late: --help)
     """The experiment spec named by ``--experiment``, with the options given on the command line in
     place of its values (an empty option, MLproject's default, keeps the spec's)."""
-    markets = _markets(args.markets)
     from training.spec import load_spec
 
-    seed = _number("seed", args.seed, int) if args.seed else None
-    return load_spec(args.experiment).override(systems=_systems(args.systems), seed=seed, markets=markets,
+    return load_spec(args.experiment).override(systems=args.systems, seed=args.seed, markets=args.markets,
                                                **overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.train import train
+    from registry.tracking import experiment_id_for, project_experiment, runs_page
+    from training.train import summary_table, train
 
-    no_limit = args.timeout.lower() == "none"  # lifts the spec's limit; "" keeps it
-    spec = _spec(args, start_date=parse_date("start_date", args.start_date),
-                 end_date=parse_date("end_date", args.end_date), test_start=parse_date("test_start", args.test_start),
-                 n_trials=_number("n_trials", args.n_trials, int) if args.n_trials else None,
-                 timeout="none" if no_limit else _number("timeout", args.timeout, float) if args.timeout else None)
-    train(spec, optuna_storage=args.optuna_storage or None, study_name=args.study_name,
-          experiment_name=args.experiment_name or DEFAULT_EXPERIMENT, progress=args.progress)
+    spec = _spec(args, start_date=args.start_date, end_date=args.end_date, test_start=args.test_start,
+                 n_trials=args.n_trials, timeout=args.timeout)
+    experiment = project_experiment(args.experiment_name)
+    results = train(spec, optuna_storage=args.optuna_storage or None, study_name=args.study_name,
+                    experiment_name=experiment, progress=args.progress)
+    print(summary_table(results))
+    print(f"runs in the MLflow UI: {runs_page(experiment_id_for(experiment))}")
     return 0
 
 
@@ -156,8 +234,8 @@ def _experiment_option(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     """The options train and backtest share after their own: the seed and where the runs go."""
     p.add_argument("--seed", default="", help="random seed (default: the spec's)")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT,
-                   help="MLflow experiment the runs are logged to")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="",
+                   help=EXPERIMENT_NAME_HELP)
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -183,11 +261,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from registry.tracking import project_experiment
     from training.backtest import backtest
 
-    spec = _spec(args, backtest_start=parse_date("start_date", args.start_date),
-                 backtest_end=parse_date("end_date", args.end_date))
-    result = backtest(spec, experiment_name=args.experiment_name, progress=args.progress)
+    spec = _spec(args, backtest_start=args.start_date, backtest_end=args.end_date)
+    result = backtest(spec, experiment_name=project_experiment(args.experiment_name), progress=args.progress)
     print(f"backtest run {result.run_id}: {len(result.predictions)} predictions written")
     print(result.render())
     return 0
@@ -208,9 +286,8 @@ def _backtest_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_promote(args: argparse.Namespace) -> int:
     from registry.promotion import promote
 
-    decision = promote(args.system, args.version or None, float(_number("min_improvement", args.min_improvement,
-                                                                          float) or 0.0),
-                       force=args.force == "true", reason=args.reason)
+    decision = promote(args.system, args.version or None, args.min_improvement or 0.0, force=args.force == "true",
+                       reason=args.reason)
     print(decision.message)
     return 0 if decision.promoted else 1
 
@@ -248,8 +325,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from registry.compare import compare
+    from registry.tracking import project_experiment
 
-    print(compare(experiment_name=args.experiment_name).markdown())
+    print(compare(experiment_name=project_experiment(args.experiment_name)).markdown())
     return 0
 
 
@@ -278,8 +356,8 @@ def _registry_parsers(sub: argparse._SubParsersAction) -> None:
                    help=f"one of {', '.join(SYSTEMS)} (default: every system)")
     p.set_defaults(func=cmd_reconcile)
     p = sub.add_parser("compare", help="every registered version with its metrics, and model disagreement")
-    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default=DEFAULT_EXPERIMENT,
-                   help="MLflow experiment the comparison is logged to")
+    p.add_argument("--experiment-name", "--experiment_name", dest="experiment_name", default="",
+                   help=EXPERIMENT_NAME_HELP)
     p.set_defaults(func=cmd_compare)
 
 
@@ -289,7 +367,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from serving.local import local_worker
     from warehouse import connect
 
-    game_date = parse_date("game_date", args.game_date)
+    game_date = args.game_date
     if game_date is None:
         raise UsageError("predict needs game_date (YYYY-MM-DD)")
     slate = read_slate_csv(args.slate) if args.slate else None
@@ -303,18 +381,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _processes(value: str) -> int:
-    workers = int(_number("workers", value, int))  # type: ignore[arg-type]
-    if workers < 1:
-        raise UsageError(f"workers is {value!r}, expected 1 or more processes")
-    return workers
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from serving.service import serve
 
-    serve(args.host, int(_number("port", args.port, int) or 8080), float(_number("poll", args.poll, float) or 30),
-          args.event_bus, _processes(args.workers))
+    for taken in (args.port, args.port + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind((args.host, taken))
+            except OSError as exc:
+                raise UsageError(f"port {taken} on {args.host} is not free ({exc.strerror}): the worker takes --port "
+                                 "and the coordinator the next one, so pick another --port") from None
+    serve(args.host, args.port, args.poll, args.event_bus, args.workers)
     return 0
 
 
@@ -339,21 +416,19 @@ def _serving_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
-    markets = _markets(args.markets, MARKET_NAMES)
-    from live.daily import DailyConfig, run_daily
-    from live.worker import worker_for
-    from monitoring.alerts import check_webhook_url
-    from serving.events import bus_from_url
-    from sources import from_options
-    from warehouse import connect
+    from monitoring.alerts import check_webhook_url  # light: checked before the job's heavy imports
 
     webhook_url = args.webhook_url or settings.alert_webhook_url()
     if webhook_url:  # before any work: a bad URL found at the alert step would waste the day's run
         check_webhook_url(webhook_url)
-    day = parse_date("date", args.date) or dt.date.today()
-    cfg = DailyConfig(day, retrain_every=int(_number("retrain_every", args.retrain_every, int)),
-                      gate_days=int(_number("gate_days", args.gate_days, int)), webhook_url=webhook_url,
-                      markets=markets)
+    from live.daily import DailyConfig, run_daily
+    from live.worker import worker_for
+    from serving.events import bus_from_url
+    from sources import from_options
+    from warehouse import connect
+
+    cfg = DailyConfig(args.date or dt.date.today(), retrain_every=args.retrain_every, gate_days=args.gate_days,
+                      webhook_url=webhook_url, markets=args.markets or MARKET_NAMES)
     warehouse = connect()
     bus = bus_from_url(args.event_bus)
     try:
@@ -370,31 +445,24 @@ def cmd_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    markets = _markets(args.markets, (DEFAULT_MARKET,))
     from live.retrain import retrain
 
-    day = parse_date("date", args.date) or dt.date.today()
-    result = retrain(day, gate_days=int(_number("gate_days", args.gate_days, int)),
-                     train_start=parse_date("train_start", args.train_start), markets=markets)
+    result = retrain(args.date or dt.date.today(), gate_days=args.gate_days, train_start=args.train_start,
+                     markets=args.markets or (DEFAULT_MARKET,))
     print(result.render())
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from live.replay import ReplayConfig, replay, write_result
     from sources import from_options
 
-    markets = _markets(args.markets, (DEFAULT_MARKET,))
-    start, end = parse_date("start_date", args.start_date), parse_date("end_date", args.end_date)
-    if start is None or end is None:
+    if args.start_date is None or args.end_date is None:
         raise UsageError("replay needs both start_date and end_date (YYYY-MM-DD)")
-    cfg = ReplayConfig(start, end, Path(args.home or settings.MLRUNS_DIR / "replay"),
-                       from_options(args.results, args.lines, args.out_list),
-                       retrain_every=int(_number("retrain_every", args.retrain_every, int)),
-                       gate_days=int(_number("gate_days", args.gate_days, int)),
-                       train_years=int(_number("train_years", args.train_years, int)), markets=markets)
+    cfg = ReplayConfig(args.start_date, args.end_date, Path(args.home or settings.MLRUNS_DIR / "replay"),
+                       from_options(args.results, args.lines, args.out_list), retrain_every=args.retrain_every,
+                       gate_days=args.gate_days, train_years=args.train_years,
+                       markets=args.markets or (DEFAULT_MARKET,))
     report = replay(cfg, progress=args.progress)
     print(report.render())
     if args.output:
@@ -407,6 +475,10 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--markets", default="", help="'all' or comma-separated, of " + ", ".join(MARKET_NAMES)
                        + f" (default: {default})")
 
+    def gate_days(p: argparse.ArgumentParser, judged: str) -> None:
+        p.add_argument("--gate-days", "--gate_days", dest="gate_days", default=str(defaults.GATE_DAYS),
+                       help=f"the most recent game days {judged} judged on")
+
     def sources(p: argparse.ArgumentParser, results: str, lines: str) -> None:
         p.add_argument("--results", default=results,
                        help=f"'nba_api' (stats.nba.com), 'shipped' (data/nba) or a box-score CSV path/glob "
@@ -416,14 +488,14 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
                             f"(default: {lines})")
         p.add_argument("--out-list", "--out_list", dest="out_list", default="",
                        help="folder of injury reports, one YYYY-MM-DD.csv per date (default: none, guess the roster)")
-        p.add_argument("--retrain-every", "--retrain_every", dest="retrain_every", default="7",
-                       help="days between retrains through the gate; 0: never (default: 7)")
-        p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
-                       help="the most recent game days a retrained challenger is judged on (default: 14)")
+        p.add_argument("--retrain-every", "--retrain_every", dest="retrain_every",
+                       default=str(defaults.RETRAIN_EVERY_DAYS),
+                       help="days between retrains through the gate; 0: never")
+        gate_days(p, "a retrained challenger is")
 
     p = sub.add_parser("daily", help="ingest, check, rebuild features, grade, retrain when due, predict tonight")
     p.add_argument("--date", default="", help="the evening to predict, YYYY-MM-DD (default: today)")
-    sources(p, "nba_api", "none")
+    sources(p, defaults.DAILY_RESULTS, defaults.DAILY_LINES)
     markets(p, "all")
     p.add_argument("--webhook-url", "--webhook_url", dest="webhook_url", default="",
                    help="POST alerts here as Slack-compatible JSON; a secret, better given as ALERT_WEBHOOK_URL or "
@@ -436,29 +508,63 @@ def _live_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("retrain", help="train challengers up to yesterday and promote those that pass the gate")
     p.add_argument("--date", default="", help="the retrain day, YYYY-MM-DD (default: today)")
-    p.add_argument("--gate-days", "--gate_days", dest="gate_days", default="14",
-                   help="the most recent game days the challengers are judged on (default: 14)")
+    gate_days(p, "the challengers are")
     p.add_argument("--train-start", "--train_start", dest="train_start", default="",
                    help="first game date to fit on (default: all stored)")
     markets(p, DEFAULT_MARKET)
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("replay", help="run the daily job over a past range, from what was known before it")
-    p.add_argument("--start-date", "--start_date", dest="start_date", default="2024-10-22",
+    p.add_argument("--start-date", "--start_date", dest="start_date", default=str(defaults.REPLAY_START),
                    help="first evening to replay, YYYY-MM-DD")
-    p.add_argument("--end-date", "--end_date", dest="end_date", default="2025-01-13",
+    p.add_argument("--end-date", "--end_date", dest="end_date", default=str(defaults.REPLAY_END),
                    help="last evening to replay, YYYY-MM-DD")
-    sources(p, "shipped", "shipped")
-    p.add_argument("--train-years", "--train_years", dest="train_years", default="3",
-                   help="seasons of history each retrain fits on (default: 3)")
+    sources(p, defaults.REPLAY_RESULTS, defaults.REPLAY_LINES)
+    p.add_argument("--train-years", "--train_years", dest="train_years", default=str(defaults.TRAIN_YEARS),
+                   help="seasons of history each retrain fits on")
     p.add_argument("--home", default="", help="the replay's own warehouse and MLflow store (default: mlruns/replay)")
     p.add_argument("--output", default="", help="write the figures as JSON here (default: none)")
     markets(p, DEFAULT_MARKET)
     p.set_defaults(func=cmd_replay)
 
 
+def cmd_held(args: argparse.Namespace) -> int:
+    from warehouse import connect
+    from warehouse.checks import accepted_dates, held_dates
+
+    warehouse = connect()
+    held, accepted = held_dates(warehouse), accepted_dates(warehouse)
+    print(f"{len(held)} held day(s), {len(accepted)} accepted" +
+          (": let one in with `accept --date YYYY-MM-DD --reason TEXT`" if held else ""))
+    for day, problems in sorted(held.items()):
+        print(f"  held      {day}  {problems}")
+    for day, problems in sorted(accepted.items()):
+        print(f"  accepted  {day}  {problems}")
+    return 0
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from warehouse import connect
+    from warehouse.checks import accept
+
+    if args.date is None:
+        raise UsageError("accept needs the held day's date (YYYY-MM-DD)")
+    print(f"accepted {args.date}: {accept(connect(), args.date, args.reason)}")
+    return 0
+
+
+def _checks_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("held", help="list the data days the checks hold out of features, and those accepted")
+    p.set_defaults(func=cmd_held)
+    p = sub.add_parser("accept", help="let a held data day into features as it is, recording who and why")
+    p.add_argument("--date", required=True, help="the held game date, YYYY-MM-DD (required)")
+    p.add_argument("--reason", required=True, help="why the day is usable as it is, kept in data_checks (required)")
+    p.set_defaults(func=cmd_accept)
+
+
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _backfill_parser, _train_parser, _backtest_parser, _registry_parsers, _serving_parsers, _live_parsers]
+    _backfill_parser, _train_parser, _backtest_parser, _registry_parsers, _serving_parsers, _live_parsers,
+    _checks_parsers]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -470,10 +576,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: its run is named before any check can fail
+        from registry.tracking import claim_entry_run
+
+        claim_entry_run(next((a for a in argv if a in ENTRY_POINTS), "cli"))
     args = build_parser().parse_args(argv)  # before any heavy import: --help and usage errors answer at once
+    try:
+        check_options(args)
+    except UsageError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
     level = getattr(args, "log_level", logging.INFO)
     configure_logging(level)
     args.progress = level < logging.WARNING
+
+    import optuna
 
     from monitoring.alerts import AlertConfigError
     from registry.promotion import PromotionError
@@ -485,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from warehouse import WarehouseError
     from warehouse.ingest import InputError
 
+    optuna.logging.set_verbosity(logging.INFO if level == logging.DEBUG else logging.WARNING)  # its own handler
     try:
         return args.func(args)
     except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,

@@ -270,4 +270,4 @@ MONITORING_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-monitoring"
 
 # --- MLproject entry points ---------------------------------------------------------------------
 ENTRY_POINTS = ("backfill", "train", "backtest", "promote", "rollback", "reconcile", "history", "compare",
-                "predict", "serve", "daily", "retrain", "replay")
+                "predict", "serve", "daily", "retrain", "replay", "held", "accept")

@@ -31,21 +31,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "benchmarks"]
 sys.path.insert(0, str(ROOT))
 
+from live import defaults  # noqa: E402
 from live.replay import ReplayConfig, replay  # noqa: E402
 from sources import from_options  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--start-date", default="2024-10-22")
-    parser.add_argument("--end-date", default="2025-01-13")
-    parser.add_argument("--retrain-every", type=int, default=7)
-    parser.add_argument("--train-years", type=int, default=3)
+    parser.add_argument("--start-date", default=str(defaults.REPLAY_START))
+    parser.add_argument("--end-date", default=str(defaults.REPLAY_END))
+    parser.add_argument("--retrain-every", type=int, default=defaults.RETRAIN_EVERY_DAYS)
+    parser.add_argument("--train-years", type=int, default=defaults.TRAIN_YEARS)
     args = parser.parse_args()
     start, end = dt.date.fromisoformat(args.start_date), dt.date.fromisoformat(args.end_date)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="replay-") as home:
-        cfg = ReplayConfig(start, end, Path(home), from_options("shipped", "shipped"),
+        cfg = ReplayConfig(start, end, Path(home), from_options(defaults.REPLAY_RESULTS, defaults.REPLAY_LINES),
                            retrain_every=args.retrain_every, train_years=args.train_years)
         began = time.perf_counter()
         report = replay(cfg, progress=True)

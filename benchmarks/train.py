@@ -58,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 import settings  # noqa: E402
 from cli import build_parser  # noqa: E402
 from contracts import SYSTEMS  # noqa: E402
+from registry.tracking import project_experiment  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 TARGET_README_SECONDS = 15 * 60.0  # the README's first command, install and backfill included
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)
     # the train command's own parser: a bad flag stops here, and the experiment name is the one it uses
     args = build_parser().parse_args(["train", "--quiet", *extra])
+    args.experiment_name = project_experiment(args.experiment_name)
     if args.optuna_storage:
         raise SystemExit("--optuna-storage is not allowed here: the benchmark gives the run a fresh storage")
     command = [sys.executable, "cli.py", "train", "--quiet", *extra]

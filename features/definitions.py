@@ -102,8 +102,12 @@ def market_features(market: Market) -> tuple[Feature, ...]:
 
 
 def feature_names(market: Market) -> list[str]:
-    return [f.name for f in market_features(market)]
+    """The market's model inputs by name, in its bundles' order (worked out once per market: serving,
+    training and the gate ask for them on every request, split and check)."""
+    return list(_NAMES[market.name])
 
+
+_NAMES = {m.name: tuple(f.name for f in market_features(m)) for m in MARKETS.values()}
 
 # Every column of the store, each once: the shared features, then per market its form and its own.
 FEATURES: tuple[Feature, ...] = (*SHARED, *(f for m in MARKETS.values()

@@ -44,6 +44,7 @@ from features.build import build_features
 from features.definitions import FEATURE_STORE_SCHEMA
 from features.slate import SCHEDULE_ROSTER_GAMES, build_slate, season_of, slate_from_schedule
 from features.store import read_store
+from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS
 from markets import DEFAULT_MARKET, MARKET_NAMES, market
 from monitoring.alerts import DELIVERY_ATTEMPTS, Thresholds, raise_alerts, worker_alert
 from monitoring.grading import grade_days
@@ -59,14 +60,14 @@ from warehouse.ingest import InputError
 
 log = logging.getLogger(__name__)
 
-LOOKBACK_DAYS = 45  # how far back a run looks for work a killed run left undone
+CATCH_UP_DAYS = 45  # how far back a run looks for work a killed run left undone
 
 
 @dataclass
 class DailyConfig:
     date: dt.date
-    retrain_every: int = 0  # days between retrains; 0: never (run ``retrain`` yourself)
-    gate_days: int = 14  # the most recent game days a retrained challenger is judged on
+    retrain_every: int = RETRAIN_EVERY_DAYS  # days between retrains; 0: never (run ``retrain`` yourself)
+    gate_days: int = GATE_DAYS  # the most recent game days a retrained challenger is judged on
     webhook_url: str | None = None
     thresholds: Thresholds = field(default_factory=Thresholds)
     roster_games: int = SCHEDULE_ROSTER_GAMES
@@ -168,8 +169,11 @@ def ingest_lines(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, repor
     if len(lines):
         warehouse.write(PROP_LINES_SCHEMA, lines[PROP_LINES_SCHEMA.column_names])
     per_market = lines.groupby("market").size() if len(lines) else pd.Series(dtype=int)
+    left_out = [f"{len(sources.lines.unmatched)} naming no known player"] if sources.lines.unmatched else []
+    left_out += [f"{n} of market {key}, which no market declares" for key, n in sources.lines.unknown_markets.items()]
     report.add("lines", f"{len(lines)} line(s) for {cfg.date}"
-               + (": " + ", ".join(f"{m} {n}" for m, n in per_market.items()) if len(per_market) else ""))
+               + (": " + ", ".join(f"{m} {n}" for m, n in per_market.items()) if len(per_market) else "")
+               + (f"; left out: {'; '.join(left_out)}" if left_out else ""))
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -177,7 +181,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
     """Rebuild the feature rows of recent days whose played rows are missing or out of date, as a
     backfill does: a played game replaces its slate rows (those of players who sat out included; their
     predictions stay, graded void), and slate rows of games not yet played stay."""
-    since = cfg.date - dt.timedelta(days=LOOKBACK_DAYS)
+    since = cfg.date - dt.timedelta(days=CATCH_UP_DAYS)
     box = warehouse.read(BOX_SCORES_SCHEMA)
     store = read_store(warehouse, since, cfg.date)
     recent = box[box["game_date"] >= since].groupby("game_date").size()
@@ -196,7 +200,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
 # --- grading ------------------------------------------------------------------------------------
 def grade(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     """Grade every stored prediction of the recent days whose game has results (a rerun writes nothing)."""
-    grades = grade_days(warehouse, cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date - dt.timedelta(days=1),
+    grades = grade_days(warehouse, cfg.date - dt.timedelta(days=CATCH_UP_DAYS), cfg.date - dt.timedelta(days=1),
                         cfg.stamp())
     if grades.empty:
         report.add("grade", "no predictions with results to grade")
@@ -204,7 +208,7 @@ def grade(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     latest = grades[grades["game_date"] == max(grades["game_date"])]
     void = int((latest["outcome"] == VOID).sum())
     report.add("grade", f"{len(latest)} prediction(s) of {max(grades['game_date'])} graded, {void} void "
-                        f"({len(grades)} in the last {LOOKBACK_DAYS} days)")
+                        f"({len(grades)} in the last {CATCH_UP_DAYS} days)")
 
 
 # --- slate and prediction -----------------------------------------------------------------------
@@ -284,7 +288,7 @@ def _drift_reference(warehouse_url: str, season_start: dt.date) -> DriftReferenc
 def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
     """Model metrics of every graded day not yet recorded, data metrics of tonight's rows, the MLflow
     record, and the alerts (POSTed once to the webhook)."""
-    window = (cfg.date - dt.timedelta(days=LOOKBACK_DAYS), cfg.date)
+    window = (cfg.date - dt.timedelta(days=CATCH_UP_DAYS), cfg.date)
     graded = set(warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=window)["game_date"])
     recorded = warehouse.read(MONITORING_SCHEMA, date_range=window)
     recorded = set(recorded.loc[recorded["system"] != DATA_SYSTEM, "game_date"])

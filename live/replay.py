@@ -39,7 +39,9 @@ from features.build import build_features
 from features.definitions import FEATURE_STORE_SCHEMA, feature_names
 from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
+from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS, TRAIN_YEARS
 from markets import DEFAULT_MARKET, MARKETS, registered
+from registry.probability import brier
 from sources.base import Sources
 from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
@@ -55,9 +57,9 @@ class ReplayConfig:
     end: dt.date
     home: Path  # the replay's own warehouse and MLflow store
     sources: Sources
-    retrain_every: int = 7
-    gate_days: int = 14
-    train_years: int = 3  # seasons of history each retrain fits on (speed; older seasons add little)
+    retrain_every: int = RETRAIN_EVERY_DAYS
+    gate_days: int = GATE_DAYS
+    train_years: int = TRAIN_YEARS
     webhook_url: str | None = None
     markets: tuple[str, ...] = (DEFAULT_MARKET,)  # points by default, so the figure stays comparable
 
@@ -104,26 +106,34 @@ def _cell(value: float | None) -> str:
 
 @contextlib.contextmanager
 def isolated(home: Path) -> Iterator[str]:
-    """Point the warehouse, MLflow and Optuna at ``home`` for the replay; yields the warehouse URL."""
+    """Point the warehouse, MLflow and Optuna at ``home`` for the replay; yields the warehouse URL.
+    The ``mlflow run`` entry run and experiment of the user's store (``MLFLOW_RUN_ID``,
+    ``MLFLOW_EXPERIMENT_ID``) stay outside: their ids mean nothing in the replay's store."""
     import mlflow
 
     home.mkdir(parents=True, exist_ok=True)
     env = {"WAREHOUSE_URL": f"duckdb:///{home / 'warehouse.duckdb'}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
            "MLFLOW_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
-           "OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}"}
+           "OPTUNA_STORAGE": f"sqlite:///{home / 'optuna.db'}",
+           "MLFLOW_RUN_ID": None, "MLFLOW_EXPERIMENT_ID": None}
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    _set_environment(env)
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     try:
         yield env["WAREHOUSE_URL"]
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environment(saved)
         mlflow.set_tracking_uri(settings.tracking_uri())
+
+
+def _set_environment(values: dict[str, str | None]) -> None:
+    """Set each variable, or remove it where its value is None."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def bootstrap(warehouse: Warehouse, sources: Sources, start: dt.date) -> str:
@@ -148,9 +158,12 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
     from live.retrain import retrain
     from live.worker import worker_for
     from registry.promotion import production_version, registry_client
+    from registry.tracking import adopt_entry_run
 
     cfg.check()
     report = ReplayReport(cfg.start, cfg.end)
+    # the `mlflow run -e replay` run lives in the user's store: taken before the replay points MLflow at its own
+    entry_run = adopt_entry_run("replay")
     with isolated(cfg.home) as url:
         warehouse = connect(url)
         log.info(bootstrap(warehouse, cfg.sources, cfg.start))
@@ -168,24 +181,36 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
                                       predict=day <= cfg.end, train_start=train_start, markets=cfg.markets)
                 report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
         summarize(warehouse, report)
-        log_report(report)
+        replay_run = log_report(report)
+        replay_store = settings.tracking_uri()
+    if entry_run:  # back in the user's store
+        log_report(report, entry_run, {"replay_tracking_uri": replay_store, "replay_run": replay_run})
     return report
 
 
-def log_report(report: ReplayReport) -> None:
-    """The replay's figures as a run of the replay's own store (``replay START..END``): per system the
-    same keys the table prints, and the table itself."""
+def log_report(report: ReplayReport, run_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """The replay's figures on a run: per system the same keys the table prints, and the table itself.
+    Without ``run_id``, a new run ``replay START..END`` of the current store (the replay's own); with
+    it, that run (the ``mlflow run -e replay`` run of the user's store). Returns the run's id."""
     import mlflow
+    from mlflow.entities import Metric, RunTag
 
     from registry.tracking import experiment_id_for
 
-    with mlflow.start_run(run_name=f"replay {report.start}..{report.end}",
-                          experiment_id=experiment_id_for(DEFAULT_EXPERIMENT)):
-        mlflow.set_tags({"kind": "replay", "window": f"{report.start}..{report.end}"})
-        mlflow.log_metrics({"coverage": report.coverage, "played": float(report.played),
-                            **{f"{system}.{key}": value for system, values in report.systems.items()
-                               for key, value in values.items() if value == value}})
-        mlflow.log_text(report.render(), "replay.md")
+    if run_id is None:
+        with mlflow.start_run(run_name=f"replay {report.start}..{report.end}",
+                              experiment_id=experiment_id_for(DEFAULT_EXPERIMENT)) as run:
+            return log_report(report, run.info.run_id, tags)
+    client = mlflow.tracking.MlflowClient()
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    figures = {"coverage": report.coverage, "played": float(report.played),
+               **{f"{system}.{key}": value for system, values in report.systems.items()
+                  for key, value in values.items()}}
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items() if value == value],
+                     tags=[RunTag(key, value) for key, value in
+                           {"kind": "replay", "window": f"{report.start}..{report.end}", **(tags or {})}.items()])
+    client.log_text(run_id, report.render(), "replay.md")
+    return run_id
 
 
 # --- the figures a user gets --------------------------------------------------------------------
@@ -218,7 +243,7 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
             "graded": float(len(graded)), "void": float((mine["outcome"] == VOID).sum()),
             "hit_rate": float((calls["ou_result"] == "win").mean() * 100) if len(calls) else float("nan"),
             "calls": float(len(calls)),
-            "brier": float(((priced["p_over"] - over) ** 2).mean()) if len(priced) else float("nan"),
+            "brier": brier(priced["p_over"].to_numpy(float), over.to_numpy(float)),
             **known.get(str(system), {}),
         }
         if "known_lineup_mae" in values:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 
 from contracts import BOX_SCORES_SCHEMA, SYSTEMS
+from live.defaults import GATE_DAYS
 from markets import DEFAULT_MARKET, MARKETS
 from registry.promotion import Decision, promote, registry_client
 from warehouse import Warehouse, connect
 from warehouse.ingest import InputError
 
-GATE_DAYS = 14
 RETRAINED_AS_OF = "retrained_as_of"
 
 

@@ -36,6 +36,7 @@ from contracts import (
 from features.definitions import FEATURE_NAMES
 from features.store import read_store
 from monitoring.store import write_changed
+from registry.probability import brier
 from training.metrics import WITHIN
 from warehouse import Warehouse
 
@@ -80,7 +81,7 @@ def group_metrics(grades: pd.DataFrame) -> dict[str, float]:
         "mae": float(errors.mean()) if len(errors) else np.nan,
         "within_3_pct": float(100 * np.mean(errors <= WITHIN)) if len(errors) else np.nan,
         "hit_rate": _rate(wins, len(calls)),
-        "brier": float(np.mean((judged["p_over"].to_numpy(float) - truth) ** 2)) if len(judged) else np.nan,
+        "brier": brier(judged["p_over"].to_numpy(float), truth),
         "n_graded": float(len(graded)),
         "n_void": float((grades["outcome"] == VOID).sum()),
         "n_calls": float(len(calls)),

@@ -137,7 +137,11 @@ def predict_date(game_date: dt.date, worker_url: str, warehouse: Warehouse, slat
     with (httpx.Client(base_url=worker_url, timeout=60.0) as client,
           tqdm(total=len(rows) * len(markets), desc=f"predict {game_date}", unit="player-game",
                disable=not progress) as bar):
-        served = _served_markets(client, markets)
+        try:
+            served = _served_markets(client, markets)
+        except (httpx.HTTPError, ValueError) as exc:
+            run.failed_batches.append(f"the worker at {worker_url} could not be asked what it serves: {exc}")
+            return run
         run.unserved = [m for m in markets if m not in served]
         batches = [(m, first) for m in served for first in range(0, len(rows), batch_size)]
         bar.update(len(rows) * len(run.unserved))

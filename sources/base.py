@@ -65,9 +65,13 @@ class ResultsSource(ABC):
 
 
 class LinesSource(ABC):
-    """Posted points lines."""
+    """Posted lines of every declared market. After a call, ``unmatched`` holds the printed names no
+    player matched and ``unknown_markets`` the rows of market keys no market declares (key -> rows):
+    the daily summary reports both, so nothing is left out silently."""
 
     name: str
+    unmatched: list[str]
+    unknown_markets: dict[str, int]
 
     @abstractmethod
     def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:

@@ -40,6 +40,7 @@ class DropFolderLines(LinesSource):
     def __init__(self, folder: str | Path = settings.LINES_DEFAULT) -> None:
         self.folder = Path(folder)
         self.unmatched: list[str] = []
+        self.unknown_markets: dict[str, int] = {}
 
     def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:
         wanted = {str(game_date), str(game_date + dt.timedelta(days=1)), ""}
@@ -72,6 +73,7 @@ class OddsApiLines(LinesSource):
         self.client = httpx.Client(base_url=self.base_url, timeout=timeout,
                                    transport=_ApiKeyTransport(key, transport or httpx.HTTPTransport()))
         self.unmatched: list[str] = []
+        self.unknown_markets: dict[str, int] = {}
 
     def lines(self, game_date: dt.date, history: pd.DataFrame) -> pd.DataFrame:
         # the events that start on game_date in the US (Eastern) calendar, asked for in UTC
@@ -143,10 +145,11 @@ def _utc(moment: pd.Timestamp) -> str:
 
 
 def _of_date(result: LinesResult | None, game_date: dt.date, source: DropFolderLines | OddsApiLines) -> pd.DataFrame:
-    """The lines of ``game_date`` only, remembering the names nobody matched."""
+    """The lines of ``game_date`` only, remembering the names nobody matched and the undeclared markets."""
     if result is None:
-        source.unmatched = []
+        source.unmatched, source.unknown_markets = [], {}
         return _empty(PROP_LINES_SCHEMA)
     source.unmatched = [name for name in result.unmatched if name.endswith(f"({game_date})")]
+    source.unknown_markets = result.unknown_markets
     lines = result.lines
     return lines[lines["game_date"] == game_date].reset_index(drop=True)

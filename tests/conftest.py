@@ -101,26 +101,31 @@ def small_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
-    """Every system of the table trained by ``experiments/quick.yaml`` (2 Optuna trials per tuned
-    system, data to 2025-02-15, test from 2025-01-01) and registered in a SQLite MLflow store."""
+def train_into(root: Path, store: str, spec) -> dict:  # spec: training.spec.RunSpec
+    """``spec`` trained on ``store`` and registered in a SQLite MLflow store under ``root``: the settings
+    (``env``), the results and the spec."""
     import mlflow
 
-    from training.spec import load_spec
     from training.train import train
 
-    root = tmp_path_factory.mktemp("mlflow")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-           "MLFLOW_ARTIFACT_ROOT": (root / "artifacts").as_uri(), "WAREHOUSE_URL": small_store}
+           "MLFLOW_ARTIFACT_ROOT": (root / "artifacts").as_uri(), "WAREHOUSE_URL": store}
     before = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        spec = load_spec(QUICK_SPEC)
-        results = train(spec, connect(small_store), optuna_storage=f"sqlite:///{root / 'optuna.db'}", progress=False)
+        results = train(spec, connect(store), optuna_storage=f"sqlite:///{root / 'optuna.db'}", progress=False)
     mlflow.set_tracking_uri(before)  # training set MLflow's global URI: later tests must not write this registry
     return {"env": env, "results": results, "spec": spec}
+
+
+@pytest.fixture(scope="session")
+def trained(small_store: str, tmp_path_factory: pytest.TempPathFactory):
+    """Every system of the table trained by ``experiments/quick.yaml`` (2 Optuna trials per tuned
+    system, data to 2025-02-15, test from 2025-01-01) and registered in a SQLite MLflow store."""
+    from training.spec import load_spec
+
+    return train_into(tmp_path_factory.mktemp("mlflow"), small_store, load_spec(QUICK_SPEC))
 
 
 def registry_copy(trained: dict, source: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict]:

@@ -51,8 +51,9 @@ def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, 
     return {
         f"{prefix}_line_mae": mae(actual, line),
         f"{prefix}_model_mae_on_lines": mae(actual, predicted),
+        # no call made (every line PASS): no hit rate, rather than a 0% nobody lost
         f"{prefix}_hit_rate": float(100 * np.mean((calls == "OVER")[counted] == over[counted]))
-        if counted.any() else 0.0,
+        if counted.any() else float("nan"),
         f"{prefix}_brier": probability.brier(p_over, over),
         f"{prefix}_ece": probability.expected_calibration_error(p_over, over),
         f"n_{prefix}_lines": float(len(line)),

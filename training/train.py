@@ -186,8 +186,7 @@ def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
     store = read_store(warehouse)
     if store.empty:
         log.info("ml_feature_store_v2 is empty: building it from the shipped data first")
-        summary = backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress)
-        log.info("%s", summary.render())
+        log.info(backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress).render())
         store = read_store(warehouse)
     return store
 
@@ -197,7 +196,7 @@ def summary_table(results: dict[str, SystemResult]) -> str:
             "test_line_mae", "test_hit_rate")
     rows = ["| market | system | version | " + " | ".join(keys) + " |", "|---|---|---|" + "---|" * len(keys)]
     for r in results.values():
-        cells = [f"{r.metrics[k]:.3f}" if k in r.metrics else "" for k in keys]
+        cells = [f"{r.metrics[k]:.3f}" if r.metrics.get(k, np.nan) == r.metrics.get(k, np.nan) else "" for k in keys]
         rows.append(f"| {r.market} | {r.system} | {r.version} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -222,19 +221,17 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
         for market, splits in split_of.items():
             done: dict[str, SystemResult] = {}
             for system in spec.systems:  # the table's order: members before the ensemble
-                log.info("training %s %s on %s train, %s validation and %s test rows", market, system,
-                         *splits.sizes.values())
+                log.info("training %s %s on %s", market, system,
+                         ", ".join(f"{n:,} {part}" for part, n in splits.sizes.items()))
                 done[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, done,
                                              Path(tmp), tuning, progress)
                 results[done[system].name] = done[system]
-    table = summary_table(results)
     if entry_run:
         client = MlflowClient()
-        client.log_text(entry_run, table, "train_summary.md")
+        client.log_text(entry_run, summary_table(results), "train_summary.md")
         client.log_dict(entry_run, spec.raw, SPEC_ARTIFACT)
         client.set_tag(entry_run, "system_runs", json.dumps({n: r.run_id for n, r in results.items()}))
-    print(table)
-    print(f"runs in the MLflow UI: {runs_page(experiment_id)}")
+    log.info("runs in the MLflow UI: %s", runs_page(experiment_id))
     return results
 
 

@@ -194,6 +194,12 @@ def usable_dates(warehouse: Warehouse) -> list[dt.date]:
     return sorted(stored.loc[stored["status"].isin(USABLE), "game_date"])
 
 
+def accepted_dates(warehouse: Warehouse) -> dict[dt.date, str]:
+    """Dates an operator let in as they were, with their problems and who accepted them and why."""
+    stored = warehouse.read(DATA_CHECKS_SCHEMA, equals={"status": ACCEPTED})
+    return dict(zip(stored["game_date"], stored["problems"], strict=True))
+
+
 def held_dates(warehouse: Warehouse) -> dict[dt.date, str]:
     """Dates kept out of feature building, with their problems."""
     stored = warehouse.read(DATA_CHECKS_SCHEMA, equals={"status": HELD})

@@ -67,11 +67,11 @@ def test_three_game_days_ingested_graded_monitored_and_the_next_slate_predicted(
         for day in EVENINGS:
             # the last evening forces the drift rule: any feature drift at all fires it
             limits = Thresholds(max_psi=0.0) if day == EVENINGS[-1] else Thresholds()
-            cfg = DailyConfig(day, now=evening(day), webhook_url=webhook.url, thresholds=limits)
+            cfg = DailyConfig(day, retrain_every=0, now=evening(day), webhook_url=webhook.url, thresholds=limits)
             reports.append(run_daily(cfg, sources, store, worker))
         before = snapshot(store)
-        rerun = run_daily(DailyConfig(EVENINGS[-1], now=evening(EVENINGS[-1]) + dt.timedelta(hours=1),
-                                      webhook_url=webhook.url,
+        rerun = run_daily(DailyConfig(EVENINGS[-1], retrain_every=0,
+                                      now=evening(EVENINGS[-1]) + dt.timedelta(hours=1), webhook_url=webhook.url,
                                       thresholds=Thresholds(max_psi=0.0)), sources, store, worker)
         posted = webhook.bodies.get(timeout=5)
         assert webhook.bodies.empty()  # the rerun sent nothing new

@@ -47,9 +47,11 @@ def test_an_unreachable_worker_is_an_alert_and_monitoring_still_runs(evening_bef
 
 @pytest.mark.slow
 def test_a_worker_serving_nothing_is_an_alert_and_daily_ends_in_one_sentence(
-        evening_before: Warehouse, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    # the session's MLflow store has no registered model: the in-process worker serves no system
+        evening_before: Warehouse, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],  # noqa: F811
+        tmp_path: Path) -> None:
+    # an MLflow store of its own with no registered model: the in-process worker serves no system
     monkeypatch.setenv("WAREHOUSE_URL", evening_before.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
     day = EVENINGS[0]
     code = cli.main(["-q", "daily", "--date", str(day), "--results", str(SEASON_2024_25), "--lines", "none",
                      "--retrain-every", "0"])

@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
+from markets import MARKETS
 from serving.local import free_port
 from tests.integration.conftest import CHEAP_SYSTEM as SYSTEM
 from tests.integration.conftest import spawned
+
+POINTS_FEATURES = feature_names(MARKETS["points"])
 
 MODEL = f"models:/{SYSTEM}/1"
 
@@ -54,36 +57,36 @@ def ask(url: str, frame: pd.DataFrame) -> httpx.Response:
 
 def test_every_feature_is_an_optional_double(registry: str) -> None:
     inputs = mlflow.models.get_model_info(MODEL).signature.inputs
-    assert [(c.name, c.type.name, c.required) for c in inputs.inputs] == [(f, "double", False) for f in FEATURE_NAMES]
+    assert [(c.name, c.type.name, c.required) for c in inputs.inputs] == [(f, "double", False) for f in POINTS_FEATURES]
 
 
 def test_the_logged_example_is_strict_json_and_is_answered(served: str, registry: str) -> None:
     example = strict_json(Path(mlflow.artifacts.download_artifacts(f"{MODEL}/serving_input_example.json"))
                           .read_text())
-    assert example["dataframe_split"]["columns"] == list(FEATURE_NAMES)
+    assert example["dataframe_split"]["columns"] == POINTS_FEATURES
     assert any(value is None for row in example["dataframe_split"]["data"] for value in row)  # nulls, as null
     answer = httpx.post(served, json=example, timeout=60)
     assert answer.status_code == 200, answer.text[:500]
-    frame = pd.DataFrame(example["dataframe_split"]["data"], columns=FEATURE_NAMES, dtype=float)
+    frame = pd.DataFrame(example["dataframe_split"]["data"], columns=POINTS_FEATURES, dtype=float)
     np.testing.assert_allclose(answer.json()["predictions"], mlflow.pyfunc.load_model(MODEL).predict(frame))
 
 
 def test_a_request_without_any_one_feature_is_refused_in_one_sentence(served: str) -> None:
-    rows = pd.DataFrame([np.arange(len(FEATURE_NAMES), dtype=float)], columns=FEATURE_NAMES)
+    rows = pd.DataFrame([np.arange(len(POINTS_FEATURES), dtype=float)], columns=POINTS_FEATURES)
     rows["vegas_points_line"] = None  # a whole column of nulls is a legitimate request
     assert ask(served, rows).status_code == 200
-    for feature in FEATURE_NAMES:
+    for feature in POINTS_FEATURES:
         answer = ask(served, rows.drop(columns=[feature]))
         body = answer.json()
         assert (answer.status_code, body["error_code"], "stack_trace" in body) == (400, "INVALID_PARAMETER_VALUE",
                                                                                    False), feature
         # MLflow's scoring server puts "Failed to predict data '<the rows>'. Error: " before the model's sentence
-        assert body["message"].endswith(f"Error: the input lacks feature {feature}: send all {len(FEATURE_NAMES)} "
+        assert body["message"].endswith(f"Error: the input lacks feature {feature}: send all {len(POINTS_FEATURES)} "
                                         "features, null where a value is unknown"), body["message"][-300:]
 
 
 def test_an_unknown_column_is_dropped_by_mlflow_before_the_model(served: str) -> None:
-    rows = pd.DataFrame([np.arange(len(FEATURE_NAMES), dtype=float)], columns=FEATURE_NAMES)
+    rows = pd.DataFrame([np.arange(len(POINTS_FEATURES), dtype=float)], columns=POINTS_FEATURES)
     plain, extra = ask(served, rows), ask(served, rows.assign(points_avg_last_3=1.0))
     assert (plain.status_code, extra.status_code) == (200, 200)
     assert extra.json() == plain.json()

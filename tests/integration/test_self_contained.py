@@ -27,12 +27,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from contracts import PRODUCTION_ALIAS, SYSTEMS
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
 from features.store import read_store
+from markets import MARKETS
 from serving.local import free_port
 from tests.integration.conftest import spawned
 from warehouse import connect
 
+POINTS_FEATURES = feature_names(MARKETS["points"])
 SERVED = "xgboost_v1"
 START_SECONDS = 120.0
 PRODUCTION_SIGNATURE = """
@@ -94,7 +96,7 @@ def test_production_models_load_and_serve_without_the_repository(outside: dict, 
     hidden = _run(outside, "-c", "import registry")
     assert hidden.returncode == 1 and "No module named 'registry'" in hidden.stderr
 
-    rows = read_store(connect(small_store)).head(20)[list(FEATURE_NAMES)].astype(float)
+    rows = read_store(connect(small_store)).head(20)[POINTS_FEATURES].astype(float)
     expected = {s: mlflow.pyfunc.load_model(f"models:/{s}/{r.version}").predict(rows)
                 for s, r in outside["results"].items()}
 
@@ -104,7 +106,7 @@ def test_production_models_load_and_serve_without_the_repository(outside: dict, 
         np.testing.assert_allclose(predicted, expected[system], atol=1e-4, err_msg=system)
 
     signature = _run(outside, "-c", PRODUCTION_SIGNATURE, SERVED)
-    assert json.loads(signature.stdout.splitlines()[-1]) == [[f, "double", False] for f in FEATURE_NAMES]
+    assert json.loads(signature.stdout.splitlines()[-1]) == [[f, "double", False] for f in POINTS_FEATURES]
 
     url = f"http://127.0.0.1:{free_port()}"
     with spawned([outside["python"], "-m", "mlflow", "models", "serve", "-m", f"models:/{SERVED}@{PRODUCTION_ALIAS}",
@@ -116,4 +118,4 @@ def test_production_models_load_and_serve_without_the_repository(outside: dict, 
         refused = _invoke(url, rows.head(3).drop(columns=["points_avg_season"]))  # a stack trace in a 400 before
         assert refused.status_code == 400 and "stack_trace" not in refused.json()
         assert refused.json()["message"].endswith("Error: the input lacks feature points_avg_season: send all "
-                                                  f"{len(FEATURE_NAMES)} features, null where a value is unknown")
+                                                  f"{len(POINTS_FEATURES)} features, null where a value is unknown")

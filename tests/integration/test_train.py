@@ -13,8 +13,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from contracts import DEFAULT_EXPERIMENT, LINE_METRIC_KEYS, METRIC_KEYS, MOVING_AVERAGE, SYSTEMS
-from features.definitions import FEATURE_NAMES
+from features.definitions import feature_names
 from features.store import read_store
+from markets import MARKETS
 from registry import systems
 from registry.points_model import feature_signature, loaded_bundle
 from tests.integration.test_model_schema import strict_json
@@ -23,6 +24,8 @@ from training.splits import SplitError, time_splits
 from training.train import train
 from training.tuning import StorageError
 from warehouse import connect
+
+POINTS_FEATURES = feature_names(MARKETS["points"])
 
 COMBINED = [s for s in SYSTEMS if systems.module(s).COMBINES]
 MEMBERS = [s for s in SYSTEMS if not systems.module(s).COMBINES]
@@ -66,7 +69,7 @@ def test_runs_carry_plots_importances_and_dataset_lineage(trained_env: dict) -> 
         name = "weights.json" if system in COMBINED else "feature_importance.json"
         values = json.loads(Path(client.download_artifacts(result.run_id, name)).read_text())
         assert values and all(v >= 0 for v in values.values())
-        assert set(values) == set(MEMBERS) if system in COMBINED else set(values) <= set(FEATURE_NAMES)
+        assert set(values) == set(MEMBERS) if system in COMBINED else set(values) <= set(POINTS_FEATURES)
         inputs = client.get_run(result.run_id).inputs.dataset_inputs
         assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "val"]
         assert all(i.dataset.digest and "ml_feature_store_v2" in i.dataset.name for i in inputs)
@@ -82,7 +85,7 @@ def test_registered_models_predict_what_the_run_measured(trained_env: dict, smal
         experiment = client.get_run(result.run_id).info.experiment_id
         assert f"[Run {result.run_id}](#/experiments/{experiment}/runs/{result.run_id})" in version.description
         model = mlflow.pyfunc.load_model(f"models:/{system}/{result.version}")
-        predicted = model.predict(test[list(FEATURE_NAMES)].astype(float))
+        predicted = model.predict(test[POINTS_FEATURES].astype(float))
         assert np.isclose(np.mean(np.abs(predicted - test.points)), result.metrics["test_mae"])
     for system in COMBINED:  # every other system of the table joins the combination, at its registered version
         result = trained_env["results"][system]
@@ -97,9 +100,9 @@ def test_logged_models_are_named_after_their_system_with_the_features_signature(
         uri = f"models:/{system}/{result.version}"
         info = mlflow.models.get_model_info(uri)
         assert info.name == system  # the experiment's model list tells them apart
-        assert info.signature == feature_signature(FEATURE_NAMES)  # every feature an optional double
+        assert info.signature == feature_signature(POINTS_FEATURES)  # every feature an optional double
         example = Path(mlflow.artifacts.download_artifacts(f"{uri}/serving_input_example.json"))
-        assert strict_json(example.read_text())["dataframe_split"]["columns"] == list(FEATURE_NAMES)
+        assert strict_json(example.read_text())["dataframe_split"]["columns"] == POINTS_FEATURES
 
 
 def test_models_beat_the_moving_average_even_on_a_small_slice(trained_env: dict) -> None:

@@ -4,18 +4,30 @@ platform, and -v/-q choosing the log level and the progress bars."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import inspect
 import logging
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import cli
 import settings
-from contracts import SYSTEMS
-from tests.conftest import write_csv
+from contracts import BOX_SCORES_SCHEMA, SYSTEMS
+from live.daily import DailyConfig
+from live.replay import ReplayConfig
+from live.retrain import retrain
+from serving.local import free_port
+from tests.conftest import SEASON_2024_25, write_csv
+from training.spec import DEFAULT_SPEC
+from warehouse import Warehouse, connect
+from warehouse.checks import DayCheck, record_checks
 
 
 def sub_commands() -> dict[str, argparse.ArgumentParser]:
@@ -62,11 +74,19 @@ def test_a_bad_choice_is_one_usage_line_naming_the_value(capsys: pytest.CaptureF
 
 @pytest.fixture
 def platform_log_levels() -> Iterator[None]:
-    """cli.main sets the platform's logger levels for the process: put them back for the next test."""
-    before = {name: logging.getLogger(name).level for name in cli.PLATFORM_LOGGERS}
+    """cli.main sets the platform's and MLflow's logger levels (and MLflow's variables) for the process:
+    put them back for the next test."""
+    names = (*cli.PLATFORM_LOGGERS, "mlflow")
+    before = {name: logging.getLogger(name).level for name in names}
+    environment = {name: os.environ.get(name) for name in cli.QUIET_THIRD_PARTY}
     yield
     for name, level in before.items():
         logging.getLogger(name).setLevel(level)
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.mark.parametrize(("flags", "level", "bar"), [
@@ -90,3 +110,143 @@ def test_v_and_q_set_the_log_level_and_the_progress_bar(flags: list[str], level:
     levels = {r.levelno for r in caplog.records if r.name == "features.backfill"}
     assert levels == {lvl for lvl in (logging.DEBUG, logging.INFO) if lvl >= level}
     assert ("backfill: 100%" in err) is bar
+
+
+# --- every error a user can act on: one sentence, exit 2 -----------------------------------------
+@pytest.mark.parametrize(("argv", "sentence"), [
+    (["train", "--n-trials", "abc"], "train: n_trials is 'abc', expected an integer"),
+    (["train", "--systems", "xgboost_v1,foo"],
+     f"train: systems has 'foo', expected some of {', '.join(SYSTEMS)}"),
+    (["backtest", "--experiment", "experiments/nope.yaml"],
+     "backtest: experiment is 'experiments/nope.yaml', expected an experiment spec file (YAML)"),
+    (["retrain", "--gate-days", "0"], "retrain: gate_days is 0, expected 1 or more"),
+    (["daily", "--retrain-every", "weekly"], "daily: retrain_every is 'weekly', expected an integer"),
+    (["replay", "--start-date", "2024-13-01"], "replay: start_date is '2024-13-01', expected a date YYYY-MM-DD"),
+    (["serve", "--port", "70000"], "serve: port is '70000', expected a port from 1 to 65534"),
+])
+def test_a_bad_option_value_is_one_sentence_and_exit_2(argv: list[str], sentence: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == sentence + "\n"
+
+
+def test_option_values_are_refused_before_the_platform_is_imported() -> None:
+    probe = ("import sys, cli\ncode = cli.main(['train', '--n-trials', 'abc'])\n"
+             "print(code, sorted(m for m in ('mlflow', 'pandas', 'optuna', 'xgboost') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=settings.REPO_ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "2 []"
+    assert done.stderr == "train: n_trials is 'abc', expected an integer\n"
+
+
+def test_serve_on_a_busy_port_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"serve: port {port} on 127.0.0.1 is not free (") and err.count("\n") == 1
+    assert "pick another --port" in err
+
+
+@pytest.fixture
+def evening_without_predictions(tmp_path: Path, box_2024_25: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A warehouse holding the results of 2025-01-01 … 2025-01-09 (every team's last game), and an empty
+    registry: ``daily`` for 2025-01-10 goes as far as predicting tonight's slate."""
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    days = box_2024_25["game_date"].between(dt.date(2025, 1, 1), dt.date(2025, 1, 9))
+    connect().write(BOX_SCORES_SCHEMA, box_2024_25[days])
+    return tmp_path
+
+
+DAILY = ["daily", "--date", "2025-01-10", "--results", str(SEASON_2024_25), "--lines", "none", "--retrain-every", "0"]
+
+
+@pytest.mark.usefixtures("evening_without_predictions", "platform_log_levels")
+def test_daily_without_a_worker_or_a_model_is_an_alert_in_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    """No worker, or one that serves nothing, is the day's worker_unavailable alert (issue 15): the run still
+    grades and monitors, and ends in one sentence with the alerts' exit status, never a traceback."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert cli.main([*DAILY, "--worker-url", nobody]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[-1].startswith("daily: 2025-01-10: 1 alert(s) raised (worker_unavailable")
+    assert "Traceback" not in captured.err and f"the worker at {nobody} could not be asked" in captured.out
+    assert cli.main(DAILY) == 1  # its own worker, with nothing promoted
+    captured = capsys.readouterr()
+    assert "serves no system of points, rebounds, assists, threes, pra" in captured.out
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.usefixtures("platform_log_levels")
+def test_held_lists_and_accept_lets_in_once(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
+    monkeypatch.setenv("PROMOTED_BY", "ops")
+    day = dt.date(2025, 1, 10)
+    record_checks(warehouse, [DayCheck(day, ("2025-01-10 game 0022400528: BOS minutes 139, expected 240",))])
+    assert cli.main(["held"]) == 0
+    assert f"  held      {day}  2025-01-10 game 0022400528: BOS minutes 139" in capsys.readouterr().out
+    assert cli.main(["accept", "--date", str(day), "--reason", "two players' minutes missing upstream"]) == 0
+    assert capsys.readouterr().out.endswith("accepted by ops: two players' minutes missing upstream\n")
+    assert cli.main(["accept", "--date", str(day), "--reason", "again"]) == 2
+    assert capsys.readouterr().err == f"accept: accept: game_date {day} is accepted, not held\n"
+    assert cli.main(["held"]) == 0
+    assert f"  accepted  {day}  " in capsys.readouterr().out
+
+
+def test_a_run_refused_under_mlflow_run_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("project", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment).info.run_id  # what `mlflow run --experiment-name project` hands over
+    monkeypatch.setenv("MLFLOW_RUN_ID", run)
+    assert cli.main(["train", "--n-trials", "abc"]) == 2
+    assert client.get_run(run).info.run_name == "mlflow run -e train"
+    assert "MLFLOW_RUN_ID" not in os.environ
+    assert capsys.readouterr().err == "train: n_trials is 'abc', expected an integer\n"
+
+
+# --- one definition per default ------------------------------------------------------------------
+def _cli_default(command: str, dest: str) -> str:
+    (action,) = [a for a in sub_commands()[command]._actions if a.dest == dest]
+    return action.default
+
+
+@pytest.mark.parametrize(("command", "dest", "library"), [
+    ("daily", "retrain_every", DailyConfig.__dataclass_fields__["retrain_every"].default),
+    ("daily", "gate_days", DailyConfig.__dataclass_fields__["gate_days"].default),
+    ("retrain", "gate_days", inspect.signature(retrain).parameters["gate_days"].default),
+    ("replay", "retrain_every", ReplayConfig.__dataclass_fields__["retrain_every"].default),
+    ("replay", "gate_days", ReplayConfig.__dataclass_fields__["gate_days"].default),
+    ("replay", "train_years", ReplayConfig.__dataclass_fields__["train_years"].default),
+    ("train", "experiment", DEFAULT_SPEC), ("backtest", "experiment", DEFAULT_SPEC),
+])
+def test_the_mlproject_and_cli_defaults_are_the_librarys(command: str, dest: str, library: object) -> None:
+    from mlflow.projects import _project_spec
+
+    mlproject = _project_spec.load_project(str(settings.REPO_ROOT)).get_entry_point(command).parameters[dest].default
+    assert mlproject == _cli_default(command, dest) == str(library)
+
+
+@pytest.mark.usefixtures("platform_log_levels")
+def test_third_party_output_is_quiet_at_the_default_level(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    monkeypatch.setenv("WAREHOUSE_URL", warehouse.url)
+    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert cli.main(["held"]) == 0
+    optuna.create_study(storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="quiet")  # says so at INFO
+    logging.getLogger("mlflow.pyfunc").info("Validating input example against model signature")
+    err = capfd.readouterr().err
+    assert "A new study created" not in err and "Validating input example" not in err
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"  # MLflow's download bars
+    optuna.logging.set_verbosity(optuna.logging.INFO)

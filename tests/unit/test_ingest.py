@@ -91,6 +91,18 @@ def test_unmatched_line_names_are_reported(tmp_path: Path, box_2024_25: pd.DataF
     assert result.lines.player_name.tolist() == ["Jayson Tatum"] and result.lines.team.item() == "BOS"
 
 
+def test_lines_of_every_declared_market_are_kept_and_an_undeclared_one_is_counted(
+        tmp_path: Path, box_2024_25: pd.DataFrame) -> None:
+    path = tmp_path / "lines.csv"
+    row = "Jayson Tatum,{market},PrizePicks,Over,{line},-137,Boston Celtics,New York Knicks,x,2024-10-22T23:30:00Z\n"
+    path.write_text("player,market,bookmaker,side,line,price,home_team,away_team,game_id,commence_time\n"
+                    + row.format(market="player_points", line=27.5) + row.format(market="player_rebounds", line=8.5)
+                    + row.format(market="player_steals", line=1.5) + row.format(market="player_steals", line=0.5))
+    result = read_lines(path, box_2024_25)
+    assert result.lines[["market", "line"]].values.tolist() == [["points", 27.5], ["rebounds", 8.5]]
+    assert result.unknown_markets == {"player_steals": 2}  # reported, never dropped silently
+
+
 # --- issue 15 row 6: files that are not CSV text a parser can read whole --------------------------
 def _broken(kind: str, lines: list[str]) -> bytes:
     """``lines`` (a header and rows) spoiled the way an operator's file can be."""

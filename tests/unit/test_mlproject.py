@@ -12,7 +12,8 @@ import settings
 from contracts import ENTRY_POINTS
 
 REQUIRED = {"promote": {"system": "xgboost_v1"}, "rollback": {"system": "xgboost_v1"},
-            "history": {"system": "xgboost_v1"}, "predict": {"game_date": "2025-01-10"}}
+            "history": {"system": "xgboost_v1"}, "predict": {"game_date": "2025-01-10"},
+            "accept": {"date": "2025-01-10", "reason": "checked by hand"}}
 
 
 @pytest.fixture(scope="module")
