@@ -173,7 +173,7 @@ def test_train_registers_and_prints_only_its_result(platform: dict) -> None:
     lines = run.stdout.splitlines()
     assert lines[0].startswith("| market | system | version | test_mae")
     assert lines[-1].startswith("runs in the MLflow UI: ")
-    assert "INFO training.train: training moving_average on " in run.stderr
+    assert "INFO training.train: training points moving_average on " in run.stderr
     for chatter in ("Validating input example", "Downloading artifacts", "{'train'"):
         assert chatter not in run.stdout + run.stderr, chatter
     assert "train_summary.md" in [a.path for a in client.list_artifacts(entry_run(platform, "train").info.run_id)]
