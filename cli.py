@@ -166,7 +166,7 @@ OPTION_VALUES: dict[str, Callable[[str, str], object]] = {
     "seed": integer(), "min_improvement": number,
     "port": port, "poll": positive,
     "retrain_every": integer(0, blank=False), "gate_days": integer(1, blank=False),
-    "train_years": integer(1, blank=False), "markets": markets_option,
+    "train_years": integer(1, blank=False), "markets": markets_option, "workers": integer(1, blank=False),
 }
 
 
@@ -391,7 +391,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UsageError(f"port {taken} on {args.host} is not free ({exc.strerror}): the worker takes --port "
                                  "and the coordinator the next one, so pick another --port") from None
-    serve(args.host, args.port, args.poll, args.event_bus)
+    serve(args.host, args.port, args.poll, args.event_bus, args.workers)
     return 0
 
 
@@ -410,6 +410,8 @@ def _serving_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll", default="30", help="seconds between registry checks for a moved alias")
     p.add_argument("--event-bus", "--event_bus", dest="event_bus", default="inprocess",
                    help="inprocess, or pubsub://PROJECT/TOPIC/SUBSCRIPTION")
+    p.add_argument("--workers", default="1", help="worker processes sharing the port, each with its own models "
+                   "and feature cache (default: 1, in the coordinator's process)")
     p.set_defaults(func=cmd_serve)
 
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
 import os
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Coroutine
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -52,7 +55,7 @@ from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.openapi import AUTH, INVALID, NOT_JSON, TOO_LARGE, Problem, problem
-from serving.worker import create_app, validation_errors
+from serving.worker import Siblings, create_app, validation_errors
 from warehouse import Warehouse, WarehouseError, connect
 from warehouse.ingest import InputError, confined_sources
 
@@ -450,20 +453,61 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess") -> None:
-    """The worker on ``port`` and the coordinator on ``port + 1``, in one process."""
+def _worker_process(host: str, port: int, poll_seconds: float, wake: Event, asked: Event) -> None:
+    """One of ``serve``'s worker processes: its own production models, registry poll and feature
+    cache, listening on the shared port (the kernel spreads connections over the processes)."""
+    app = create_app(warehouse=connect(), poll_seconds=poll_seconds, siblings=Siblings(wake, asked.set))
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listener])
+
+
+def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess",
+          workers: int = 1) -> None:
+    """The worker on ``port`` and the coordinator on ``port + 1``. One worker shares this process
+    and its event loop with the coordinator; ``workers`` > 1 runs that many worker processes on the
+    port (SO_REUSEPORT), each answering with its own GIL. A ``POST /reload`` that reaches one of
+    them is passed on to all within half a second; a worker process that exits ends the service,
+    as the one process's exit does."""
+    if workers < 1:
+        raise ValueError(f"serve: workers is {workers}; give 1 or more processes")
     warehouse = connect()
     bus = bus_from_url(event_bus)
-    worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
     coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
-    servers = [uvicorn.Server(uvicorn.Config(app, host=host, port=p, log_level="info"))
-               for app, p in ((worker, port), (coordinator, port + 1))]
+    servers = [uvicorn.Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info"))]
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no DuckDB or MLflow state forked
+    asked, wakes = spawn.Event(), [spawn.Event() for _ in range(workers if workers > 1 else 0)]
+    processes = [spawn.Process(target=_worker_process, args=(host, port, poll_seconds, wake, asked),
+                               name=f"worker-{i}", daemon=True) for i, wake in enumerate(wakes)]
+    if not processes:
+        worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
+        servers.append(uvicorn.Server(uvicorn.Config(worker, host=host, port=port, log_level="info")))
 
-    async def both() -> None:
-        await asyncio.gather(*(s.serve() for s in servers))
+    async def watch() -> None:
+        """Relay a reload to every worker process; end the service when one of them has exited."""
+        while not servers[0].should_exit:
+            if await asyncio.to_thread(asked.wait, 0.5):
+                asked.clear()
+                for wake in wakes:
+                    wake.set()
+            ended = [p for p in processes if p.exitcode is not None]
+            if ended and not servers[0].should_exit:
+                for server in servers:
+                    server.should_exit = True
+                raise SystemExit(f"serve: worker process {ended[0].name} exited with {ended[0].exitcode}")
+
+    async def run() -> None:
+        for process in processes:
+            process.start()
+        await asyncio.gather(*(s.serve() for s in servers), *([watch()] if processes else []))
 
     try:
-        asyncio.run(both())
+        asyncio.run(run())
     finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=20)
         if bus is not None:
             bus.close()
