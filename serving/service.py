@@ -17,14 +17,16 @@ league's seasons and one season ahead); one rebuild runs at a time, and a second
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,7 +57,7 @@ from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.openapi import AUTH, INVALID, NOT_JSON, TOO_LARGE, Problem, problem
-from serving.worker import Siblings, create_app, validation_errors
+from serving.worker import SHUTDOWN_SECONDS, Siblings, create_app, validation_errors
 from warehouse import Warehouse, WarehouseError, connect
 from warehouse.ingest import InputError, confined_sources
 
@@ -460,7 +462,18 @@ def _worker_process(host: str, port: int, poll_seconds: float, wake: Event, aske
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listener])
+    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS)).run(
+        sockets=[listener])
+
+
+class _Server(uvicorn.Server):
+    """A server that leaves SIGINT and SIGTERM to ``serve``: uvicorn's own handler stops only the
+    server that installed it last, then raises the signal again, which ends this process before it
+    has stopped its worker processes (they would keep serving the port, orphaned)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess",
@@ -469,20 +482,29 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     and its event loop with the coordinator; ``workers`` > 1 runs that many worker processes on the
     port (SO_REUSEPORT), each answering with its own GIL. A ``POST /reload`` that reaches one of
     them is passed on to all within half a second; a worker process that exits ends the service,
-    as the one process's exit does."""
+    as the one process's exit does. SIGTERM or SIGINT stops every server and worker process, the
+    requests in flight given ``SHUTDOWN_SECONDS`` to finish."""
     if workers < 1:
         raise ValueError(f"serve: workers is {workers}; give 1 or more processes")
     warehouse = connect()
     bus = bus_from_url(event_bus)
     coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
-    servers = [uvicorn.Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info"))]
+    servers = [_Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info",
+                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS))]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no DuckDB or MLflow state forked
     asked, wakes = spawn.Event(), [spawn.Event() for _ in range(workers if workers > 1 else 0)]
     processes = [spawn.Process(target=_worker_process, args=(host, port, poll_seconds, wake, asked),
                                name=f"worker-{i}", daemon=True) for i, wake in enumerate(wakes)]
     if not processes:
         worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
-        servers.append(uvicorn.Server(uvicorn.Config(worker, host=host, port=port, log_level="info")))
+        servers.append(_Server(uvicorn.Config(worker, host=host, port=port, log_level="info",
+                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS)))
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True  # a second Ctrl+C: stop without waiting for the requests in flight
+            server.should_exit = True
 
     async def watch() -> None:
         """Relay a reload to every worker process; end the service when one of them has exited."""
@@ -498,6 +520,9 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
                 raise SystemExit(f"serve: worker process {ended[0].name} exited with {ended[0].exitcode}")
 
     async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig)
         for process in processes:
             process.start()
         await asyncio.gather(*(s.serve() for s in servers), *([watch()] if processes else []))
@@ -506,8 +531,11 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
         asyncio.run(run())
     finally:
         for process in processes:
-            process.terminate()
+            process.terminate()  # SIGTERM: each stops as this process does
         for process in processes:
-            process.join(timeout=20)
+            process.join(timeout=SHUTDOWN_SECONDS + 5)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
         if bus is not None:
             bus.close()
