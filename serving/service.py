@@ -50,8 +50,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 import settings
+from contracts import season_window
 from features.backfill import backfill
-from features.slate import season_of, slate_frame
+from features.slate import slate_frame
 from serving.auth import BEARER, bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
@@ -68,7 +69,6 @@ MAX_RUNNING_PREDICTIONS = 2  # predictions run at once; the others wait their tu
 MAX_PENDING_PREDICTIONS = 32  # predictions queued or running; /start past it is a 429
 RETRY_AFTER_SECONDS = 5
 PATH_MAX, NAME_MAX = 4096, 255  # Linux's limits on a path and on one of its components, in bytes
-FIRST_SEASON_START = dt.date(1946, 8, 1)  # the league's first season, 1946-47, as season_of counts seasons
 SLATE_SIDES = 30  # 15 games a date at most, each listed from one side or both
 ROSTER_LIMIT = 30
 ACTIVE = ("queued", "running")
@@ -92,14 +92,6 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-
-
-def season_window(today: dt.date) -> tuple[dt.date, dt.date]:
-    """The dates a request may name: from the league's first season to the end of the season after
-    today's (a season runs August to July, as ``season_of`` counts it). The first season, not the
-    first stored one: a backfill's files may bring older seasons than the warehouse holds."""
-    next_season = int(season_of(today)[:4]) + 1
-    return FIRST_SEASON_START, dt.date(next_season + 1, 7, 31)
 
 
 def _not_after_window(day: dt.date) -> dt.date:
