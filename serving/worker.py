@@ -240,6 +240,7 @@ class FeatureCache:
         found = {day: rows for day, rows in found.items()
                  if now - rows.read_at <= CACHE_SECONDS and wanted[day] <= rows.positions.keys()}
         to_read = sorted(set(wanted) - set(found))
+        fresh_reads = set(to_read)
         if to_read:
             with self.gate.turn():
                 try:
@@ -256,9 +257,9 @@ class FeatureCache:
                                           {int(p): i for i, p in enumerate(rows["player_id"])},
                                           rows["game_id"].tolist(), read_at)
         with self._lock:
-            for day in to_read:
-                self._dates[day] = found[day]
             for day in wanted:
+                if day in fresh_reads or day not in self._dates:  # another request may have dropped it since
+                    self._dates[day] = found[day]
                 self._dates.move_to_end(day)
             while len(self._dates) > CACHE_DATES:
                 self._dates.popitem(last=False)
