@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import settings
-from contracts import DEFAULT_EXPERIMENT, ENTRY_POINTS, SYSTEMS
+from contracts import DEFAULT_EXPERIMENT, ENTRY_POINTS, SYSTEMS, season_window
 from live import defaults
 from markets import DEFAULT_MARKET, MARKET_NAMES, MarketError, parse_markets
 
@@ -80,13 +80,20 @@ class UsageError(ValueError):
 
 
 def parse_date(name: str, value: str | None) -> dt.date | None:
-    """``YYYY-MM-DD`` or empty (MLproject passes "" for 'not given')."""
+    """``YYYY-MM-DD`` or empty (MLproject passes "" for 'not given'), within the league's seasons and
+    one season ahead: ``daily --date 9999-12-31`` would ingest everything and build no feature."""
     if value in (None, ""):
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{name} is {value!r}, expected a date YYYY-MM-DD") from None
+    first, last = season_window(dt.date.today())
+    if day < first:
+        raise UsageError(f"{name} is {value!r}, before the league's first season (1946-47)")
+    if day > last:
+        raise UsageError(f"{name} is {value!r}, after {last}, the end of the season after this one")
+    return day
 
 
 def integer(minimum: int | None = None, blank: bool = True) -> Callable[[str, str], int | None]:

@@ -6,6 +6,7 @@ MLflow UI and the worker never disagree (the README's "How the data flows" shows
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 # --- tables -------------------------------------------------------------------------------------
@@ -271,3 +272,13 @@ MONITORING_EXPERIMENT = f"{DEFAULT_EXPERIMENT}-monitoring"
 # --- MLproject entry points ---------------------------------------------------------------------
 ENTRY_POINTS = ("backfill", "train", "backtest", "promote", "rollback", "reconcile", "history", "compare",
                 "predict", "serve", "daily", "retrain", "replay", "held", "accept")
+
+# --- the dates a command or a request may name ------------------------------------------------------
+FIRST_SEASON_START = dt.date(1946, 8, 1)  # the league's first season, 1946-47; a season runs August to July
+
+
+def season_window(today: dt.date) -> tuple[dt.date, dt.date]:
+    """From the league's first season to the end of the season after today's. The first season, not
+    the first stored one: a backfill's files may bring older seasons than the warehouse holds."""
+    this_season = today.year if today.month >= 8 else today.year - 1
+    return FIRST_SEASON_START, dt.date(this_season + 2, 7, 31)

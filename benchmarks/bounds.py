@@ -121,7 +121,7 @@ def locked_store(store: Warehouse) -> Callable[[], None]:
         try:
             assert holder.stdout.readline().strip() == "locked"
             try:
-                FeatureCache(store).rows(DAY)
+                FeatureCache(store).rows_of({DAY: set()})
             except WarehouseError as exc:
                 assert "busy" in str(exc), exc
             else:

@@ -14,9 +14,16 @@ Requests are half ``games`` lookups in the feature store, half one-row ``table``
 answered by all loaded systems. The healthy systems (``moving_average``, ``xgboost_v1``) must answer
 every request: any 5xx, transport error or answer without them counts as an error.
 
+A second run (issue 15 row 3) serves ``cli.py serve`` from a store of four seasons and sends
+``SPREAD_REQUESTS`` requests at concurrency 32, each naming ``SPREAD_DATES_PER_REQUEST`` player-games
+on as many dates drawn from ``SPREAD_DATES`` distinct dates, far more than the 64-date feature cache
+holds: 0 errors, p99 reported. Then, with another 32 such requests in flight, ``serve`` gets
+SIGTERM and must have exited within ``STOP_SECONDS``.
+
 Everything lives in a temporary folder: a DuckDB store backfilled from the shipped 2024-25 box
-scores (2025-01-01 .. 2025-01-31), a SQLite registry with small models fitted here (an XGBoost of 30
-trees, a moving average), no network beyond 127.0.0.1. Run from the repository root:
+scores (2025-01-01 .. 2025-01-31), another of the 2021-22 .. 2024-25 seasons, a SQLite registry with
+small models fitted here (an XGBoost of 30 trees, a moving average), no network beyond 127.0.0.1.
+Run from the repository root:
 
     python benchmarks/load_fault.py
 """
@@ -28,6 +35,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +56,7 @@ import settings  # noqa: E402
 from contracts import CATBOOST_V8, MOVING_AVERAGE, PRODUCTION_ALIAS, XGBOOST_V1  # noqa: E402
 from features.definitions import FEATURE_NAMES, feature_names  # noqa: E402
 from markets import MARKETS  # noqa: E402
+from serving.worker import SHUTDOWN_SECONDS  # noqa: E402
 
 POINTS_FEATURES = feature_names(MARKETS["points"])
 from features.store import read_store  # noqa: E402
@@ -60,6 +69,9 @@ HEALTHY = (MOVING_AVERAGE, XGBOOST_V1)
 BROKEN = CATBOOST_V8
 TOKEN = "load-fault"
 REQUEST_TIMEOUT_SECONDS = 60.0
+SEASONS = settings.BOX_SCORES_DEFAULT / "player_logs_202[1-4]-*.csv.gz"  # 2021-22 .. 2024-25: 650 game dates
+SPREAD_REQUESTS, SPREAD_DATES, SPREAD_DATES_PER_REQUEST = 2_000, 500, 20
+STOP_SECONDS = 5.0
 START_SECONDS = 120.0
 SEED = 20250110
 
@@ -69,11 +81,12 @@ def log(message: str) -> None:
 
 
 # --- setup: a store, a registry, three systems -------------------------------------------------
-def build_store(url: str) -> None:
+def build_store(url: str, box_scores: Path = SEASON, start: dt.date | None = START,
+                end: dt.date | None = END) -> None:
     from features.backfill import backfill
     from warehouse import connect
 
-    backfill(connect(url), SEASON, None, START, END, progress=False)
+    backfill(connect(url), box_scores, None, start, end, progress=False)
 
 
 def register_systems(root: Path, store_url: str) -> dict[str, list[str]]:
@@ -131,6 +144,80 @@ def request_bodies(store_url: str) -> list[tuple[str, bytes]]:
             bodies.append(("games", json.dumps({"games": [{"player_id": int(row.player_id),
                                                             "game_date": str(row.game_date)}]})))
     return [(kind, body.encode()) for kind, body in bodies]
+
+
+def spread_bodies(store_url: str, count: int) -> list[tuple[str, bytes]]:
+    """``count`` requests, each one player-game on each of ``SPREAD_DATES_PER_REQUEST`` dates drawn
+    from the first ``SPREAD_DATES`` game dates of the store."""
+    from warehouse import connect
+
+    rows = read_store(connect(store_url))[["player_id", "game_date"]]
+    dates = sorted(rows["game_date"].unique())[:SPREAD_DATES]
+    by_date = {day: group["player_id"].to_numpy() for day, group in rows.groupby("game_date")}
+    rng = np.random.default_rng(SEED + 1)
+    bodies = []
+    for _ in range(count):
+        picked = rng.choice(len(dates), SPREAD_DATES_PER_REQUEST, replace=False)
+        games = [{"player_id": int(rng.choice(by_date[dates[i]])), "game_date": str(dates[i])} for i in picked]
+        bodies.append(("games", json.dumps({"games": games}).encode()))
+    return bodies
+
+
+async def spread_load(url: str, bodies: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """``bodies`` at ``CONCURRENCY``; every answer must hold every game, from the healthy systems."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}
+
+    def count(table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    async def one(http: httpx.AsyncClient, body: bytes) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                response = await http.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
+            except httpx.HTTPError as exc:
+                count(errors, exc.__class__.__name__)
+                return
+            count(statuses, str(response.status_code))
+            if response.status_code != 200:
+                count(errors, f"HTTP {response.status_code}")
+                return
+            answer = response.json()
+            if len(answer["predictions"]) != SPREAD_DATES_PER_REQUEST or not healthy_answered("games", answer):
+                count(errors, "a game or a healthy system missing from a 200")
+                return
+            latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=CONCURRENCY + 2, max_keepalive_connections=CONCURRENCY + 2,
+                          keepalive_expiry=2.0)
+    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(one(http, body) for _, body in bodies))
+        seconds = time.perf_counter() - started
+    return {"latencies": latencies, "statuses": statuses, "errors": errors, "seconds": seconds}
+
+
+async def stop_in_flight(url: str, serve: subprocess.Popen, bodies: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Send ``bodies`` at once; when the first is answered (the worker is busy with the others), SIGTERM
+    ``serve`` and time its exit."""
+    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS) as http:
+        flying = [asyncio.ensure_future(http.post(f"{url}/predict", content=body,
+                                                  headers={"content-type": "application/json"}))
+                  for _, body in bodies]
+        await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED)
+        pending = sum(not f.done() for f in flying)
+        started = time.perf_counter()
+        serve.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(serve.wait, STOP_SECONDS * 4)
+        except subprocess.TimeoutExpired:
+            code = None
+        seconds = time.perf_counter() - started
+        await asyncio.gather(*flying, return_exceptions=True)
+    return {"in_flight_at_sigterm": pending, "exit": code, "seconds": round(seconds, 2)}
 
 
 def healthy_answered(kind: str, answer: dict[str, Any]) -> bool:
@@ -204,12 +291,14 @@ async def load(url: str, bodies: list[tuple[str, bytes]], versions: list[str]) -
 
 
 # --- processes ------------------------------------------------------------------------------------
-def start_worker(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_worker(env: dict[str, str], log_path: Path, serve: bool = False) -> tuple[subprocess.Popen, str]:
+    """The worker alone (uvicorn, as ``serve`` configures it), or ``cli.py serve`` as operators run it."""
     from serving.local import free_port
 
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "serving.worker:create_app", "--factory", "--log-level", "warning",
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = ([sys.executable, "cli.py", "serve", "--port", str(port), "--poll", "3600"] if serve else
+               [sys.executable, "-m", "uvicorn", "serving.worker:create_app", "--factory", "--log-level", "warning",
+                "--timeout-graceful-shutdown", str(SHUTDOWN_SECONDS), "--host", "127.0.0.1", "--port", str(port)])
     with log_path.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -234,6 +323,26 @@ def ended_at(proc: subprocess.Popen, into: list[float]) -> None:
 
 def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000, 2) if values else None
+
+
+def spread_run(workdir: Path, env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The second run: ``cli.py serve`` over four seasons, requests spread over ``SPREAD_DATES`` dates,
+    then SIGTERM with requests in flight."""
+    store_url = f"duckdb:///{workdir / 'seasons.duckdb'}"
+    log(f"spread: backfill {SEASONS.name} into another store ...")
+    build_store(store_url, SEASONS, None, None)
+    bodies = spread_bodies(store_url, SPREAD_REQUESTS + CONCURRENCY)
+    serve, url = start_worker({**env, "WAREHOUSE_URL": store_url}, workdir / "serve.log", serve=True)
+    try:
+        log(f"spread: {SPREAD_REQUESTS:,} requests at concurrency {CONCURRENCY}, {SPREAD_DATES_PER_REQUEST} dates "
+            f"each out of {SPREAD_DATES} ...")
+        spread = asyncio.run(spread_load(url, bodies[:SPREAD_REQUESTS]))
+        stopped = asyncio.run(stop_in_flight(url, serve, bodies[SPREAD_REQUESTS:]))
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=30)
+    return spread, stopped
 
 
 def main() -> int:
@@ -272,6 +381,7 @@ def main() -> int:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+    spread, stopped = spread_run(workdir, env)
 
     every = result["latencies"]["games"] + result["latencies"]["table"]
     error_count = sum(result["errors"].values())
@@ -290,7 +400,15 @@ def main() -> int:
     print(f"{BROKEN} reported in {result['broken_reported_in_answers']:,} answers; /health {health.status_code} "
           f"{health.json().get('status')}; backfill exit {backfill_rc}, ended {backfill_seconds:.1f} s into the load")
 
-    ok = five_xx == 0 and error_count == 0 and backfill_rc == 0 and len(result["swaps"]) == SWAPS
+    spread_errors = sum(spread["errors"].values())
+    print(f"\nspread over {SPREAD_DATES} dates: {len(spread['latencies']):,} of {SPREAD_REQUESTS:,} requests of "
+          f"{SPREAD_DATES_PER_REQUEST} dates answered, p50 {percentile(spread['latencies'], 50)} ms, p99 "
+          f"{percentile(spread['latencies'], 99)} ms, {spread['seconds']:.1f} s; errors: {spread_errors} "
+          f"{spread['errors'] or ''}")
+    print(f"SIGTERM with {stopped['in_flight_at_sigterm']} requests in flight: serve exited "
+          f"{stopped['exit']} after {stopped['seconds']} s (at most {STOP_SECONDS:g} s)")
+    ok = (five_xx == 0 and error_count == 0 and backfill_rc == 0 and len(result["swaps"]) == SWAPS
+          and spread_errors == 0 and stopped["exit"] is not None and stopped["seconds"] <= STOP_SECONDS)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -301,6 +419,12 @@ def main() -> int:
         "broken_system": BROKEN, "broken_reported_in_answers": result["broken_reported_in_answers"],
         "health_after": {"status": health.status_code, "body": health.json()}, "errors_after": after["errors"],
         "backfill": {"exit": backfill_rc, "seconds": round(backfill_seconds, 2), "range": f"{START}..{END}"},
+        "spread": {"requests": SPREAD_REQUESTS, "distinct_dates": SPREAD_DATES, "dates_per_request":
+                   SPREAD_DATES_PER_REQUEST, "concurrency": CONCURRENCY, "answered": len(spread["latencies"]),
+                   "p50_ms": percentile(spread["latencies"], 50), "p99_ms": percentile(spread["latencies"], 99),
+                   "seconds": round(spread["seconds"], 2), "statuses": spread["statuses"],
+                   "errors": spread_errors, "error_kinds": spread["errors"], "sigterm": stopped,
+                   "server": "cli.py serve --workers 1"},
         "ok": ok,
         "machine": {"cpu_count": os.cpu_count(), "device": "CPU only", "platform": platform.platform(),
                     "python": platform.python_version()},

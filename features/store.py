@@ -8,6 +8,7 @@ refused with the command that rebuilds them, never read as if this code had comp
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import pandas as pd
 
@@ -23,11 +24,15 @@ class StaleStoreError(WarehouseError):
     """The stored feature rows were computed by other code than this; the message names the rebuild."""
 
 
-def read_store(warehouse: Warehouse, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
-    """Feature rows in a date range (all of them by default), every one of this ``FEATURE_VERSION``."""
+def read_store(warehouse: Warehouse, start: dt.date | None = None, end: dt.date | None = None,
+               dates: Collection[dt.date] | None = None) -> pd.DataFrame:
+    """Feature rows in a date range (all of them by default), or on the given ``dates`` only, every
+    one of this ``FEATURE_VERSION``."""
+    if dates is not None:
+        start, end = min(dates), max(dates)  # the range as well: it lets the store skip whole blocks
     date_range = (start or dt.date(1900, 1, 1), end or dt.date(2999, 12, 31))
     try:
-        rows = warehouse.read(FEATURE_STORE_SCHEMA, date_range=date_range)
+        rows = warehouse.read(FEATURE_STORE_SCHEMA, date_range=date_range, dates=dates)
     except SchemaMismatch as exc:
         raise StaleStoreError(f"{FEATURE_STORE} was written by an older version of the platform (it lacks "
                               f"{', '.join(exc.missing)}): rebuild it with `{REBUILD}` (add --box-scores and "

@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from serving.coordinator import CoordinatorError
-from serving.worker import create_app
+from serving.worker import SHUTDOWN_SECONDS, create_app
 from warehouse import Warehouse
 
 
@@ -25,7 +25,8 @@ def free_port() -> int:
 @contextmanager
 def running(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields its base URL once it accepts requests."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
+                                           timeout_graceful_shutdown=SHUTDOWN_SECONDS))
     started = threading.Event()
     original = server.startup
 

@@ -17,14 +17,16 @@ league's seasons and one season ahead); one rebuild runs at a time, and a second
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -48,14 +50,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 import settings
+from contracts import season_window
 from features.backfill import backfill
-from features.slate import season_of, slate_frame
+from features.slate import slate_frame
 from serving.auth import BEARER, bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
 from serving.events import DateReady, EventBus, bus_from_url
 from serving.openapi import AUTH, INVALID, NOT_JSON, TOO_LARGE, Problem, problem
-from serving.worker import Siblings, create_app, validation_errors
+from serving.worker import SHUTDOWN_SECONDS, Siblings, create_app, validation_errors
 from warehouse import Warehouse, WarehouseError, connect
 from warehouse.ingest import InputError, confined_sources
 
@@ -66,7 +69,6 @@ MAX_RUNNING_PREDICTIONS = 2  # predictions run at once; the others wait their tu
 MAX_PENDING_PREDICTIONS = 32  # predictions queued or running; /start past it is a 429
 RETRY_AFTER_SECONDS = 5
 PATH_MAX, NAME_MAX = 4096, 255  # Linux's limits on a path and on one of its components, in bytes
-FIRST_SEASON_START = dt.date(1946, 8, 1)  # the league's first season, 1946-47, as season_of counts seasons
 SLATE_SIDES = 30  # 15 games a date at most, each listed from one side or both
 ROSTER_LIMIT = 30
 ACTIVE = ("queued", "running")
@@ -90,14 +92,6 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-
-
-def season_window(today: dt.date) -> tuple[dt.date, dt.date]:
-    """The dates a request may name: from the league's first season to the end of the season after
-    today's (a season runs August to July, as ``season_of`` counts it). The first season, not the
-    first stored one: a backfill's files may bring older seasons than the warehouse holds."""
-    next_season = int(season_of(today)[:4]) + 1
-    return FIRST_SEASON_START, dt.date(next_season + 1, 7, 31)
 
 
 def _not_after_window(day: dt.date) -> dt.date:
@@ -460,7 +454,18 @@ def _worker_process(host: str, port: int, poll_seconds: float, wake: Event, aske
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listener])
+    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS)).run(
+        sockets=[listener])
+
+
+class _Server(uvicorn.Server):
+    """A server that leaves SIGINT and SIGTERM to ``serve``: uvicorn's own handler stops only the
+    server that installed it last, then raises the signal again, which ends this process before it
+    has stopped its worker processes (they would keep serving the port, orphaned)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess",
@@ -469,20 +474,29 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     and its event loop with the coordinator; ``workers`` > 1 runs that many worker processes on the
     port (SO_REUSEPORT), each answering with its own GIL. A ``POST /reload`` that reaches one of
     them is passed on to all within half a second; a worker process that exits ends the service,
-    as the one process's exit does."""
+    as the one process's exit does. SIGTERM or SIGINT stops every server and worker process, the
+    requests in flight given ``SHUTDOWN_SECONDS`` to finish."""
     if workers < 1:
         raise ValueError(f"serve: workers is {workers}; give 1 or more processes")
     warehouse = connect()
     bus = bus_from_url(event_bus)
     coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
-    servers = [uvicorn.Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info"))]
+    servers = [_Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info",
+                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS))]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no DuckDB or MLflow state forked
     asked, wakes = spawn.Event(), [spawn.Event() for _ in range(workers if workers > 1 else 0)]
     processes = [spawn.Process(target=_worker_process, args=(host, port, poll_seconds, wake, asked),
                                name=f"worker-{i}", daemon=True) for i, wake in enumerate(wakes)]
     if not processes:
         worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
-        servers.append(uvicorn.Server(uvicorn.Config(worker, host=host, port=port, log_level="info")))
+        servers.append(_Server(uvicorn.Config(worker, host=host, port=port, log_level="info",
+                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS)))
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            if server.should_exit and sig == signal.SIGINT:
+                server.force_exit = True  # a second Ctrl+C: stop without waiting for the requests in flight
+            server.should_exit = True
 
     async def watch() -> None:
         """Relay a reload to every worker process; end the service when one of them has exited."""
@@ -498,6 +512,9 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
                 raise SystemExit(f"serve: worker process {ended[0].name} exited with {ended[0].exitcode}")
 
     async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig)
         for process in processes:
             process.start()
         await asyncio.gather(*(s.serve() for s in servers), *([watch()] if processes else []))
@@ -506,8 +523,11 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
         asyncio.run(run())
     finally:
         for process in processes:
-            process.terminate()
+            process.terminate()  # SIGTERM: each stops as this process does
         for process in processes:
-            process.join(timeout=20)
+            process.join(timeout=SHUTDOWN_SECONDS + 5)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
         if bus is not None:
             bus.close()

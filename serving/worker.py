@@ -5,9 +5,12 @@
 rows, and ``POST /reload`` (bearer token) picks up a promotion or rollback at once; the worker also
 polls the registry every ``poll_seconds``.
 
-Every request has a bounded cost: the body is refused past ``MAX_BODY_BYTES`` before it is parsed,
-a request holds at most ``MAX_ITEMS`` rows and ``MAX_DATES`` game dates, the feature cache holds at
-most ``CACHE_DATES`` dates, and a read of a busy warehouse gives up in seconds (503). A bad request
+Every request has a bounded cost whatever else is in flight: the body is refused past
+``MAX_BODY_BYTES`` before it is parsed, a request holds at most ``MAX_ITEMS`` rows and ``MAX_DATES``
+game dates, read from the store in one query, the feature cache holds at most ``CACHE_DATES``
+dates, at most ``MAX_STORE_READS`` reads run at once with ``MAX_STORE_QUEUE`` waiting (then 503 with
+``Retry-After``), and a read of a busy warehouse gives up in seconds (503). After SIGTERM the
+requests in flight get ``SHUTDOWN_SECONDS``. A bad request
 is a 422 naming the field, never echoing more than a short value of it. A system that fails to
 predict is skipped and reported, so the others still answer.
 """
@@ -21,8 +24,8 @@ import multiprocessing.synchronize
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -51,6 +54,10 @@ MAX_BODY_BYTES = 8 * 2**20  # 5,000 explicit rows of 33 named features fit; a la
 MAX_ITEMS = 5000  # rows of games, rows and table together
 MAX_DATES = 31  # distinct game dates a request may look up
 CACHE_DATES = 64  # game dates whose feature rows are kept, least recently used dropped first
+MAX_STORE_READS = 2  # feature-store reads at once (each reads all of its request's uncached dates)
+MAX_STORE_QUEUE = 32  # requests waiting for a read; past it a 503 (32 clients at once are all served)
+RETRY_AFTER_SECONDS = 1
+SHUTDOWN_SECONDS = 2  # after SIGTERM, requests in flight get this long to finish, then are cancelled
 CACHE_SECONDS = 60.0
 MAX_REPORTED_ERRORS = 10
 MAX_PLAYER_ID = 2**31 - 1  # NBA person ids are 32-bit; a larger one is no player, and past 64 bits no array holds it
@@ -164,40 +171,99 @@ class DateRows:
     read_at: float
 
 
+class StoreSaturated(RuntimeError):
+    """As many warehouse reads run and wait as the worker takes: answered 503 with ``Retry-After``."""
+
+
+class StoreGate:
+    """At most ``reads`` warehouse reads at once and at most ``queue`` requests waiting for one; a
+    request past both is refused at once rather than queued without end, so whatever else is in
+    flight a request's cost stays bounded and the thread pool keeps threads for ``/health``.
+    ``close`` (the worker stopping) sends the waiting ones away, so none starts a read after SIGTERM."""
+
+    def __init__(self, reads: int, queue: int) -> None:
+        self.reads, self.queue = reads, queue
+        self._turns = threading.Condition()
+        self._reading = self._waiting = 0
+        self._closed = False
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._turns:
+            if self._reading >= self.reads and self._waiting >= self.queue:
+                raise StoreSaturated(f"{self._reading} feature-store reads run and {self._waiting} wait, the most "
+                                     f"this worker takes; retry in {RETRY_AFTER_SECONDS} s")
+            self._waiting += 1
+            try:
+                self._turns.wait_for(lambda: self._closed or self._reading < self.reads)
+            finally:
+                self._waiting -= 1
+            if self._closed:
+                raise StoreSaturated(f"the worker is stopping; retry in {RETRY_AFTER_SECONDS} s")
+            self._reading += 1
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._reading -= 1
+                self._turns.notify()
+
+    def close(self) -> None:
+        with self._turns:
+            self._closed = True
+            self._turns.notify_all()
+
+
 class FeatureCache:
     """Feature rows of a game date, read once and kept ``CACHE_SECONDS``: a slate is asked for
-    many times in an evening, and one read per date keeps a single prediction in milliseconds.
+    many times in an evening, and one read per request keeps a single prediction in milliseconds.
     At most ``CACHE_DATES`` dates are kept, so requests naming ever new dates cannot grow it.
 
     ``failure`` is the last read's error until a read succeeds: ``/health`` reports it."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        self.gate = StoreGate(MAX_STORE_READS, MAX_STORE_QUEUE)
         self._dates: OrderedDict[dt.date, DateRows] = OrderedDict()
         self._lock = threading.Lock()
         self.failure: str | None = None
 
-    def rows(self, day: dt.date, refresh: bool = False) -> DateRows:
+    def rows_of(self, wanted: dict[dt.date, set[int]]) -> dict[dt.date, DateRows]:
+        """The rows of each wanted date, with one warehouse read (a turn of the gate) for every
+        date not cached, cached too long ago, or lacking a wanted player (rows may have been
+        written since the cached read: a slate). The request keeps what it read, and its dates
+        become the most recently used, so the other requests' dates are the ones dropped: no
+        request reads a date twice, however many dates the others bring."""
+        now = time.monotonic()
         with self._lock:
-            cached = self._dates.get(day)
-            if cached is not None:
+            found = {day: self._dates[day] for day in wanted if day in self._dates}
+        found = {day: rows for day, rows in found.items()
+                 if now - rows.read_at <= CACHE_SECONDS and wanted[day] <= rows.positions.keys()}
+        to_read = sorted(set(wanted) - set(found))
+        fresh_reads = set(to_read)
+        if to_read:
+            with self.gate.turn():
+                try:
+                    frame = read_store(self.warehouse, dates=to_read)
+                except WarehouseError as exc:
+                    self.failure = str(exc)
+                    raise
+                self.failure = None
+                by_date = dict(iter(frame.groupby("game_date", sort=False)))
+                read_at = time.monotonic()
+                for day in to_read:
+                    rows = by_date.get(day, frame.iloc[:0])
+                    found[day] = DateRows(rows[list(FEATURE_NAMES)].to_numpy(dtype=float),
+                                          {int(p): i for i, p in enumerate(rows["player_id"])},
+                                          rows["game_id"].tolist(), read_at)
+        with self._lock:
+            for day in wanted:
+                if day in fresh_reads or day not in self._dates:  # another request may have dropped it since
+                    self._dates[day] = found[day]
                 self._dates.move_to_end(day)
-        if cached is None or refresh or time.monotonic() - cached.read_at > CACHE_SECONDS:
-            try:
-                frame = read_store(self.warehouse, day, day)
-            except WarehouseError as exc:
-                self.failure = str(exc)
-                raise
-            self.failure = None
-            cached = DateRows(frame[list(FEATURE_NAMES)].to_numpy(dtype=float),
-                              {int(p): i for i, p in enumerate(frame["player_id"])}, frame["game_id"].tolist(),
-                              time.monotonic())
-            with self._lock:
-                self._dates[day] = cached
-                self._dates.move_to_end(day)
-                while len(self._dates) > CACHE_DATES:
-                    self._dates.popitem(last=False)
-        return cached
+            while len(self._dates) > CACHE_DATES:
+                self._dates.popitem(last=False)
+        return found
 
     @property
     def size(self) -> int:
@@ -255,15 +321,14 @@ def _with_line(x: np.ndarray, line: np.ndarray, at: LineColumns) -> np.ndarray:
 
 
 def _lookup(cache: FeatureCache, games: list[PlayerGame], at: LineColumns) -> tuple[Batch | None, list[dict[str, Any]]]:
-    found, keys, lines, missing = [], [], [], []
-    started = time.monotonic()
+    wanted: dict[dt.date, set[int]] = {}
     for item in games:
-        day = cache.rows(item.game_date)
+        wanted.setdefault(item.game_date, set()).add(item.player_id)
+    dates = cache.rows_of(wanted)
+    found, keys, lines, missing = [], [], [], []
+    for item in games:
+        day = dates[item.game_date]
         position = day.positions.get(item.player_id)
-        if position is None and day.read_at < started:
-            # rows may have been written since the cached read (a slate): read the date once more
-            day = cache.rows(item.game_date, refresh=True)
-            position = day.positions.get(item.player_id)
         if position is None:
             missing.append({"player_id": item.player_id, "game_date": str(item.game_date),
                             "reason": f"no feature row for player_id {item.player_id} on {item.game_date}"})
@@ -462,6 +527,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         yield
         stop.set()
         wake.set()
+        cache.gate.close()
 
     app = FastAPI(title="NBA points prediction worker", lifespan=lifespan, max_body_size=MAX_BODY_BYTES,
                   description="Serves the production version of every prediction system in the MLflow registry.")
@@ -532,6 +598,8 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                 except WarehouseError as exc:
                     raise HTTPException(503, settings.public_text(
                         f"the feature store cannot be read now: {exc}")) from None
+                except StoreSaturated as exc:
+                    raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
                 parts += [found] if found is not None else []
             if request.rows:
                 parts.append(_explicit(request.rows, at))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -75,9 +75,10 @@ class Warehouse(ABC):
 
     @abstractmethod
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
-             equals: dict[str, object] | None = None) -> pd.DataFrame:
-        """Rows of a table, optionally within an inclusive date range and matching column values;
-        an empty frame with the table's columns when the table does not exist yet."""
+             equals: dict[str, object] | None = None, dates: Collection[dt.date] | None = None) -> pd.DataFrame:
+        """Rows of a table, optionally within an inclusive date range, on the given ``dates`` only
+        (one query for scattered dates, where a range would read every date between) and matching
+        column values; an empty frame with the table's columns when the table does not exist yet."""
 
     @abstractmethod
     def write(self, schema: TableSchema, frame: pd.DataFrame, rebuild: Rebuild | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -68,16 +69,19 @@ def _range_params(date_range: DateRange) -> list[bigquery.ScalarQueryParameter]:
 
 
 def select_sql(table: str, schema: TableSchema, date_range: DateRange | None = None,
-               equals: dict[str, object] | None = None
-               ) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
+               equals: dict[str, object] | None = None, dates: Collection[dt.date] | None = None
+               ) -> tuple[str, list[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter]]:
     """The read query and its parameters; ordered like DuckDB's so both backends return the same
     frame for the same rows."""
     types = {c.name: c.type for c in schema.columns}
     conditions: list[str] = []
-    params: list[bigquery.ScalarQueryParameter] = []
+    params: list[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter] = []
     if date_range is not None:
         conditions.append(f"{_ident(schema.date_column)} BETWEEN @start AND @end")
         params += _range_params(date_range)
+    if dates is not None:
+        conditions.append(f"{_ident(schema.date_column)} IN UNNEST(@dates)")
+        params.append(bigquery.ArrayQueryParameter("dates", "DATE", list(dates)))
     for i, (col, value) in enumerate((equals or {}).items()):
         if col not in types:
             raise WarehouseError(f"{schema.name} has no column {col!r}")
@@ -152,9 +156,9 @@ class BigQueryWarehouse(Warehouse):
                                                                                       column.default)])).result()
 
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
-             equals: dict[str, object] | None = None) -> pd.DataFrame:
+             equals: dict[str, object] | None = None, dates: Collection[dt.date] | None = None) -> pd.DataFrame:
         table = self.table_id(schema.name)
-        sql, params = select_sql(table, schema, date_range, equals)
+        sql, params = select_sql(table, schema, date_range, equals, dates)
         stored = self._stored(table)
         if stored is None:
             return _empty(schema)

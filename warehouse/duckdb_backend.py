@@ -6,9 +6,10 @@ can take turns on the same file from different processes.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,11 +136,14 @@ class DuckDBWarehouse(Warehouse):
             "SELECT column_name FROM information_schema.columns WHERE table_name = $t", {"t": table}).fetchall()]
 
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
-             equals: dict[str, object] | None = None) -> pd.DataFrame:
+             equals: dict[str, object] | None = None, dates: Collection[dt.date] | None = None) -> pd.DataFrame:
         conditions, params = [], {}
         if date_range is not None:
             conditions.append(f'"{schema.date_column}" BETWEEN $start AND $end')
             params.update(start=date_range[0], end=date_range[1])
+        if dates is not None:
+            conditions.append(f'"{schema.date_column}" IN (SELECT UNNEST($dates::DATE[]))')
+            params["dates"] = list(dates)
         for i, (col, value) in enumerate((equals or {}).items()):
             if col not in schema.column_names:
                 raise WarehouseError(f"{schema.name} has no column {col!r}")

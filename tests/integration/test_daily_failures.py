@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cli
-from contracts import ALERTS_SCHEMA, DATA_CHECKS_SCHEMA, DATA_SYSTEM, MONITORING_SCHEMA
+from contracts import ALERTS_SCHEMA, DATA_CHECKS_SCHEMA, DATA_SYSTEM, MONITORING_SCHEMA, season_window
 from live.daily import DailyConfig, Worker, run_daily
 from live.replay import evening
 from sources.base import Sources
@@ -76,6 +76,20 @@ def test_a_bad_webhook_url_is_refused_before_any_work(tmp_path: Path, monkeypatc
     assert len(err.splitlines()) == 1 and err.startswith("daily: alert webhook URL '") and "secret" not in err
     assert not store.exists()  # nothing was opened, let alone written
 
+
+
+@pytest.mark.parametrize(("day", "why"), [("9999-12-31", "after {last}, the end of the season after this one"),
+                                          ("0001-01-01", "before the league's first season (1946-47)")])
+def test_row_7_a_date_outside_the_seasons_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str], day: str,
+                                                                   why: str) -> None:
+    # issue 15 row 7, before: 9999-12-31 ingested every day and built no feature (exit 0); 0001-01-01 a traceback
+    store = tmp_path / "never.duckdb"
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{store}")
+    assert cli.main(["-q", "daily", "--date", day, "--results", "shipped"]) == 2
+    last = season_window(dt.date.today())[1]
+    assert capsys.readouterr().err == f"daily: date is '{day}', {why.format(last=last)}\n"
+    assert not store.exists()
 
 def test_a_ragged_results_file_ends_daily_with_exit_2_not_1(evening_before: Warehouse, tmp_path: Path,  # noqa: F811
                                                             monkeypatch: pytest.MonkeyPatch,

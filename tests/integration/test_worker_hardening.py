@@ -1,4 +1,5 @@
-"""The worker under hostile or unlucky conditions (issue 9): each test reproduces one reported failure.
+"""The worker under hostile or unlucky conditions (issue 9, and issue 15 row 3 at the end): each test
+reproduces one reported failure.
 
 Small moving-average bundles registered in a throw-away SQLite registry stand in for the trained
 systems (they load in milliseconds), and a throw-away DuckDB file holds a few feature rows.
@@ -6,12 +7,17 @@ systems (they load in milliseconds), and a throw-away DuckDB file holds a few fe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +29,7 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
+import settings
 from contracts import FEATURE_VERSION, PRODUCTION_ALIAS
 from features.definitions import FEATURE_NAMES, FEATURE_STORE_SCHEMA, feature_names
 from markets import MARKETS
@@ -30,8 +37,9 @@ from registry import probability
 from registry.points_model import PYFUNC_ENTRY, load_bundle, write_meta
 from serving.local import free_port, running
 from serving.models import LoadedSystem, ProductionModels
-from serving.worker import CACHE_DATES, MAX_BODY_BYTES, MAX_DATES, MAX_ITEMS, create_app
+from serving.worker import CACHE_DATES, MAX_BODY_BYTES, MAX_DATES, MAX_ITEMS, RETRY_AFTER_SECONDS, create_app
 from warehouse import Warehouse, connect
+from warehouse.duckdb_backend import DuckDBWarehouse
 
 POINTS_FEATURES = feature_names(MARKETS["points"])
 
@@ -332,3 +340,128 @@ def test_a_deleted_production_alias_stops_that_system(worker: TestClient, regist
     assert worker.post("/reload", headers=AUTH).json()["changes"] == {"xgboost_v1": f"v- -> v{version}"}
     assert worker.get("/health").json()["status"] == "ok"
 
+
+
+# --- issue 15 row 3: a request's cost is bounded whatever else is in flight; SIGTERM stops the worker --
+class WatchedStore(DuckDBWarehouse):
+    """The store, counting its reads; with ``hold`` set, each read waits for ``release`` first."""
+
+    def __init__(self, url: str, hold: bool = False) -> None:
+        super().__init__(url)
+        self.reads, self._count = 0, threading.Lock()
+        self.hold, self.entered, self.release = hold, threading.Event(), threading.Event()
+
+    def read(self, *args, **kwargs) -> pd.DataFrame:  # noqa: ANN002, ANN003
+        with self._count:
+            self.reads += 1
+        if self.hold:
+            self.entered.set()
+            assert self.release.wait(timeout=60)
+        return super().read(*args, **kwargs)
+
+
+def dated_store(tmp_path: Path, days: int) -> str:
+    """A store of ``days`` game dates from DAY on, players 101-103 on each."""
+    frames = []
+    for i in range(days):
+        frame = feature_rows(DAY + dt.timedelta(days=i), PLAYERS)
+        frame["game_id"] = f"00224{i:05d}"
+        frames.append(frame)
+    url = f"duckdb:///{tmp_path / 'dated.duckdb'}"
+    connect(url).write(FEATURE_STORE_SCHEMA, pd.concat(frames, ignore_index=True))
+    return url
+
+
+def many_dates(first: int) -> dict:
+    """Every player on MAX_DATES dates from DAY + ``first`` days, the dates interleaved."""
+    return {"games": [{"player_id": p, "game_date": str(DAY + dt.timedelta(days=first + i))}
+                      for p in PLAYERS for i in range(MAX_DATES)]}
+
+
+def test_row_3_each_request_reads_all_its_dates_at_once_however_many_others_bring(
+        registry: Registry, tmp_path: Path) -> None:
+    """Eight clients at once, each asking for 31 dates none of the others asks for: 248 dates against
+    a cache of 64. Today each date was its own read, and a date dropped by another request's read was
+    read again; now a request is one read, whatever the others evict."""
+    clients = 8
+    assert clients * MAX_DATES > CACHE_DATES
+    store = WatchedStore(dated_store(tmp_path, clients * MAX_DATES))
+    answers: list[httpx.Response] = []
+    with running(create_app(ProductionModels(SYSTEMS), store, token=TOKEN, poll_seconds=0)) as url:
+        def ask(first: int) -> None:
+            answers.append(httpx.post(f"{url}/predict", json=many_dates(first), timeout=60))
+
+        threads = [threading.Thread(target=ask, args=(k * MAX_DATES,)) for k in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert [a.status_code for a in answers] == [200] * clients
+    assert all(len(a.json()["predictions"]) == len(PLAYERS) * MAX_DATES and not a.json()["missing"] for a in answers)
+    assert store.reads == clients
+
+
+def test_row_3_reads_past_the_bound_are_a_503_with_retry_after(
+        registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("serving.worker.MAX_STORE_READS", 1)
+    monkeypatch.setattr("serving.worker.MAX_STORE_QUEUE", 0)
+    store = WatchedStore(dated_store(tmp_path, 2), hold=True)
+    first: list[httpx.Response] = []
+    with running(create_app(ProductionModels(SYSTEMS), store, token=TOKEN, poll_seconds=0)) as url:
+        reading = threading.Thread(target=lambda: first.append(httpx.post(f"{url}/predict", json=games(101),
+                                                                          timeout=60)))
+        reading.start()
+        assert store.entered.wait(timeout=60)  # the one read allowed is running, and held there
+        refused = httpx.post(f"{url}/predict", json=games(102, day=DAY + dt.timedelta(days=1)), timeout=30)
+        explicit = httpx.post(f"{url}/predict", json={"rows": [dict.fromkeys(FEATURE_NAMES, 1.0)]}, timeout=30)
+        health = httpx.get(f"{url}/health", timeout=30)
+        store.release.set()
+        reading.join(timeout=60)
+        later = httpx.post(f"{url}/predict", json=games(102, day=DAY + dt.timedelta(days=1)), timeout=30)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+    assert refused.json()["detail"] == ("1 feature-store reads run and 0 wait, the most this worker takes; "
+                                        f"retry in {RETRY_AFTER_SECONDS} s")
+    assert explicit.status_code == 200 and health.status_code == 200  # what needs no read is not held up
+    assert first[0].status_code == 200 and later.status_code == 200
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_row_3_sigterm_stops_serve_with_a_request_in_flight(registry: Registry, store: Warehouse, tmp_path: Path,
+                                                            workers: str) -> None:
+    """``cli.py serve`` stopped as a supervisor stops it (SIGTERM to its process alone) while a client
+    is midway through sending a /predict body. Today it waited for that client for ever with one
+    process, and with ``--workers 2`` died at once leaving its worker processes serving the port."""
+    port = free_port()
+    env = {**os.environ, "WAREHOUSE_URL": store.url, "WORKER_TOKEN": TOKEN}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen([sys.executable, "cli.py", "serve", "--port", str(port), "--workers", workers,
+                                  "--poll", "3600"], cwd=settings.REPO_ROOT, env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert serve.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"serve did not answer in 60 s: {log.read_text()[-3000:]}"
+            time.sleep(0.2)  # bounded by the deadline: the server is starting, there is nothing to wait on
+        slow = socket.create_connection(("127.0.0.1", port), timeout=30)
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: worker\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+        assert slow.recv(100).startswith(b"HTTP/1.1 100")  # the worker is reading this request's body
+        slow.sendall(b'{"games": [')
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=15) == 0, log.read_text()[-3000:]
+        with pytest.raises(httpx.ConnectError):  # no worker process left behind on the port
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        slow.close()
+    finally:
+        if serve.poll() is None or workers != "1":
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=30)

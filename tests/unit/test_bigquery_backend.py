@@ -212,6 +212,16 @@ def test_select_sql_binds_values_and_rejects_unknown_columns() -> None:
         select_sql("p.d.box_scores", BOX_SCORES_SCHEMA, equals={"nope": 1})
 
 
+
+def test_select_sql_reads_scattered_dates_in_one_query() -> None:
+    """The worker reads a request's dates at once (issue 15 row 3): bound as one DATE array, never inlined."""
+    days = [dt.date(2025, 1, 3), dt.date(2025, 3, 9)]
+    sql, bound = select_sql("p.d.box_scores", BOX_SCORES_SCHEMA, dates=days)
+    parse_bigquery(sql)
+    assert "IN UNNEST(@dates)" in sql and "2025" not in sql
+    (array,) = bound
+    assert (array.name, array.array_type, array.values) == ("dates", "DATE", days)
+
 # --- read / count -------------------------------------------------------------------------------
 
 def test_read_of_a_missing_table_is_empty_and_typed_like_duckdb(tmp_path) -> None:
