@@ -7,6 +7,8 @@ sees only rows before it in its own entity's order, which is what keeps the stor
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -261,11 +263,14 @@ def _with_lines(f: pd.DataFrame, lines: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
-                   slate: pd.DataFrame | None = None) -> pd.DataFrame:
+                   slate: pd.DataFrame | None = None, since: dt.date | None = None) -> pd.DataFrame:
     """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
 
     ``slate`` holds games not yet played (the ``box_scores`` key columns, no stats, optionally
-    ``expected``); their rows get the same features and a null target.
+    ``expected``); their rows get the same features and a null target. ``since`` returns only the
+    rows of game dates on or after it: they are still computed from the whole history (the same
+    values a full build gives), but the rows of earlier dates, which a daily refresh or a slate
+    throws away, are never assembled, joined to lines or decoded.
     """
     games = box_scores.copy()
     if slate is not None and len(slate):
@@ -348,6 +353,9 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         _, num, den, window = feature.compute
         per_market[feature.name] = _prior_ratio(f, num, den, player, window)
 
+    if since is not None:
+        keep = day >= _day_numbers(pd.Series([since]))[0]
+        f, per_market = f[keep], {name: values[keep] for name, values in per_market.items()}
     f = _with_lines(pd.concat([f, pd.DataFrame(per_market, index=f.index)], axis=1), lines)
     f = f.assign(feature_version=FEATURE_VERSION,
                  missing_inputs=f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64))

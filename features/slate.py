@@ -157,5 +157,5 @@ def build_slate(warehouse: Warehouse, slate: pd.DataFrame, players_out: pd.DataF
     first = pd.to_datetime(slate["game_date"]).dt.date.min()
     history = history[history["game_date"] < first]
     rows = slate_rows(history, slate, players_out, roster_games)
-    features = build_features(history, warehouse.read(PROP_LINES_SCHEMA), rows)
+    features = build_features(history, warehouse.read(PROP_LINES_SCHEMA), rows, since=first)
     return features[features["game_id"].isin(set(rows["game_id"]))].reset_index(drop=True)

@@ -191,8 +191,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
         report.add("features", "up to date")
         return
     first = min(stale)
-    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA))
-    features = features[features["game_date"] >= first]
+    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA), since=first)
     warehouse.write(FEATURE_STORE_SCHEMA, features, rebuild=REBUILD)
     report.add("features", f"rebuilt {features['game_date'].nunique()} day(s) from {first}: {len(features)} rows")
 
