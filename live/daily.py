@@ -55,6 +55,7 @@ from serving.coordinator import predict_date
 from serving.events import DateReady, EventBus
 from sources.base import Sources
 from warehouse import Warehouse, connect
+from warehouse.cached import CachedTables
 from warehouse.checks import ACCEPTED, HELD, USABLE, check_days, record_checks
 from warehouse.ingest import InputError
 
@@ -350,7 +351,11 @@ def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, repor
 
 def run_daily(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker: Worker,
               bus: EventBus | None = None) -> DayReport:
-    """One game day, start to end; see the module docstring for the steps."""
+    """One game day, start to end; see the module docstring for the steps. Every step reads the box
+    scores: they are read once and held (``CachedTables``); a replay passes a warehouse holding them
+    already, so its evenings share one read."""
+    if not isinstance(warehouse, CachedTables):
+        warehouse = CachedTables(warehouse, BOX_SCORES_SCHEMA)
     report = DayReport(cfg.date)
     ingest(cfg, sources, warehouse, report)
     ingest_lines(cfg, sources, warehouse, report)

@@ -44,6 +44,7 @@ from markets import DEFAULT_MARKET, MARKETS, registered
 from registry.probability import brier
 from sources.base import Sources
 from warehouse import Warehouse, connect
+from warehouse.cached import CachedTables
 from warehouse.ingest import InputError
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
     # the `mlflow run -e replay` run lives in the user's store: taken before the replay points MLflow at its own
     entry_run = adopt_entry_run("replay")
     with isolated(cfg.home) as url:
-        warehouse = connect(url)
+        warehouse = CachedTables(connect(url), BOX_SCORES_SCHEMA)  # the box scores are read once for all evenings
         log.info(bootstrap(warehouse, cfg.sources, cfg.start))
         train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
         baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
