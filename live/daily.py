@@ -76,6 +76,7 @@ class DailyConfig:
     predict: bool = True  # False: only take in results and grade (a replay's closing day)
     train_start: dt.date | None = None  # first game date a retrain fits on; default all stored
     markets: tuple[str, ...] = MARKET_NAMES  # predicted, graded, monitored and retrained
+    plots: bool = True  # False: log the monitoring metrics without redrawing the season's plots (a replay)
 
     def stamp(self) -> pd.Timestamp:
         stamp = pd.Timestamp(self.now or dt.datetime.now(dt.UTC))
@@ -302,7 +303,7 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
                                     now=cfg.stamp())
     psi = data_rows.loc[data_rows["metric"] == "psi_max", "value"]
     report.add("drift", f"max PSI {psi.iloc[0]:.2f} over the last week's feature rows" if len(psi) else "no rows")
-    log_days(warehouse, min([*days, cfg.date]), cfg.date)
+    log_days(warehouse, min([*days, cfg.date]), cfg.date, plots=cfg.plots)
     metrics = pd.concat([*rows, data_rows], ignore_index=True)
     client = registry_client()
     served = metrics.loc[metrics["system"] != DATA_SYSTEM, ["market", "system", "model_version"]].drop_duplicates()

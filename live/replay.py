@@ -41,6 +41,7 @@ from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
 from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS, TRAIN_YEARS
 from markets import DEFAULT_MARKET, MARKETS, registered
+from monitoring.tracking import redraw_plots
 from registry.probability import brier
 from sources.base import Sources
 from warehouse import Warehouse, connect
@@ -179,8 +180,10 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
                 # the day after the range only takes in the last results and grades them
                 day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
                                       gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
-                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets)
+                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets,
+                                      plots=False)
                 report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
+        redraw_plots(warehouse, cfg.start, days[-1])  # once, not every evening
         summarize(warehouse, report)
         replay_run = log_report(report)
         replay_store = settings.tracking_uri()
