@@ -7,6 +7,8 @@ sees only rows before it in its own entity's order, which is what keeps the stor
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -261,11 +263,15 @@ def _with_lines(f: pd.DataFrame, lines: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
-                   slate: pd.DataFrame | None = None) -> pd.DataFrame:
+                   slate: pd.DataFrame | None = None, since: dt.date | None = None) -> pd.DataFrame:
     """Rows of ``ml_feature_store_v2`` for every player-game in ``box_scores`` and ``slate``.
 
     ``slate`` holds games not yet played (the ``box_scores`` key columns, no stats, optionally
-    ``expected``); their rows get the same features and a null target.
+    ``expected``); their rows get the same features and a null target. ``since`` returns only the
+    rows of game dates on or after it: they are still computed from the whole history (the same
+    values a full build gives), but past the team and league context only the players with a row
+    kept are computed, and the rows of earlier dates, which a daily refresh or a slate throws away,
+    are never assembled, joined to lines or decoded.
     """
     games = box_scores.copy()
     if slate is not None and len(slate):
@@ -279,6 +285,14 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
 
     team = team_games(games)
     league = league_reference(team)
+    # a slate may list players it predicts without expecting them to play (``expected`` False: not in
+    # the team's last game); the lineup features count only those expected, as a box score would
+    lineups = lineup_absences(games[games["expected"].fillna(True).astype(bool)] if "expected" in games else games)
+    if since is not None:
+        # the team, league and lineup context above needs every player's rows; from here on a row sees
+        # only its own player's earlier rows, so the players without a row kept are left out
+        kept = games.loc[games["game_date"] >= _day_numbers(pd.Series([since]))[0], "player_id"].unique()
+        games = games[games["player_id"].isin(kept)].reset_index(drop=True)
     own = [f.name for f in _market_features("team_mean")]
     games = games.merge(team[["game_id", "team", "team_pace_last_10", "team_offensive_rating_last_10", *own,
                               *(f"team_{stat}" for stat in _TEAM_STATS)]],
@@ -290,10 +304,7 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         "defensive_rating_last_10": "opponent_team_defensive_rating"})
     games = games.merge(opp, on=["game_id", "opponent"], how="left")
     games = games.merge(league, on="game_date", how="left")
-    # a slate may list players it predicts without expecting them to play (``expected`` False: not in
-    # the team's last game); the lineup features count only those expected, as a box score would
-    listed = games[games["expected"].fillna(True).astype(bool)] if "expected" in games else games
-    games = games.merge(lineup_absences(listed), on=["team", "game_id"], how="left")
+    games = games.merge(lineups, on=["team", "game_id"], how="left")
 
     f = games
     player = _group_starts(f[["player_id"]])
@@ -348,6 +359,9 @@ def build_features(box_scores: pd.DataFrame, lines: pd.DataFrame | None = None,
         _, num, den, window = feature.compute
         per_market[feature.name] = _prior_ratio(f, num, den, player, window)
 
+    if since is not None:
+        keep = day >= _day_numbers(pd.Series([since]))[0]
+        f, per_market = f[keep], {name: values[keep] for name, values in per_market.items()}
     f = _with_lines(pd.concat([f, pd.DataFrame(per_market, index=f.index)], axis=1), lines)
     f = f.assign(feature_version=FEATURE_VERSION,
                  missing_inputs=f[list(FEATURE_NAMES)].isna().sum(axis=1).astype(np.int64))

@@ -59,16 +59,20 @@ def slate_frame(game_date: dt.date, games: Iterable[Mapping[str, object]]) -> pd
     return pd.DataFrame([{**game, "game_date": game_date} for game in games])
 
 
-def recent_roster(history: pd.DataFrame, team: str, before: dt.date, games: int = ROSTER_GAMES,
-                  out: frozenset[int] = frozenset()) -> pd.DataFrame:
-    """Players of ``team``'s last ``games`` games before ``before`` still with the team, less ``out``."""
+def recent_rosters(history: pd.DataFrame, before: dt.date, games: int = ROSTER_GAMES) -> dict[str, pd.DataFrame]:
+    """Per team, the players (``player_id``, ``player_name``) of its last ``games`` games before
+    ``before`` who are still with the team, in history order. Every team at once: a slate of fifteen
+    games filters and sorts the history once, not thirty times."""
     past = history[history["game_date"] < before]
-    last = past[past["team"] == team].drop_duplicates("game_id").sort_values("game_date").tail(games)
-    players = past[past["game_id"].isin(last["game_id"]) & (past["team"] == team)]
-    latest_team = past.sort_values("game_date").groupby("player_id")["team"].last()
-    still_here = latest_team[latest_team == team].index
-    players = players[players["player_id"].isin(still_here) & ~players["player_id"].isin(out)]
-    return players.drop_duplicates("player_id")[["player_id", "player_name"]]
+    team_games = past[["team", "game_id", "game_date"]].drop_duplicates(["team", "game_id"])
+    last = team_games.sort_values("game_date", kind="stable").groupby("team").tail(games)
+    keys = ["team", "game_id"]
+    players = past[pd.MultiIndex.from_frame(past[keys]).isin(pd.MultiIndex.from_frame(last[keys]))]
+    latest_team = past.loc[past.groupby("player_id")["game_date"].idxmax(), ["player_id", "team"]]
+    latest_team = latest_team.set_index("player_id")
+    still_here = players["team"].to_numpy() == latest_team["team"].reindex(players["player_id"]).to_numpy()
+    players = players[still_here].drop_duplicates(["team", "player_id"])
+    return {str(team): group[["player_id", "player_name"]] for team, group in players.groupby("team", sort=False)}
 
 
 def slate_from_schedule(schedule: pd.DataFrame) -> pd.DataFrame:
@@ -110,6 +114,15 @@ def slate_rows(history: pd.DataFrame, slate: pd.DataFrame, players_out: pd.DataF
     ruled_out = {} if players_out is None else {
         pd.Timestamp(day).date(): frozenset(int(p) for p in group["player_id"])
         for day, group in players_out.groupby("game_date")}
+    rosters: dict[tuple[dt.date, int], dict[str, pd.DataFrame]] = {}
+
+    def roster_of(team: str, date: dt.date, games: int) -> pd.DataFrame:
+        if (date, games) not in rosters:
+            rosters[date, games] = recent_rosters(history, date, games)
+        return rosters[date, games].get(team, history.iloc[:0][["player_id", "player_name"]])
+
+    names = history.drop_duplicates("player_id", keep="last").set_index("player_id")["player_name"] \
+        if "players" in slate else None
     rows = []
     for game in slate.itertuples(index=False):
         date = pd.Timestamp(game.game_date).date()
@@ -120,14 +133,13 @@ def slate_rows(history: pd.DataFrame, slate: pd.DataFrame, players_out: pd.DataF
         game_id = getattr(game, "game_id", None) or f"{date:%Y%m%d}{away}{home}"
         players = getattr(game, "players", None)
         if players is None or (not isinstance(players, list) and pd.isna(players)):
-            out = ruled_out.get(date, frozenset())
-            roster = recent_roster(history, game.team, date, roster_games, out)
+            roster = roster_of(game.team, date, roster_games)
+            roster = roster[~roster["player_id"].isin(ruled_out.get(date, frozenset()))]
             # all of them are predicted; the lineup features take as playing only those of the last
             # game (with an injury report, everyone it does not rule out)
-            playing = roster if players_out is not None else recent_roster(history, game.team, date)
+            playing = roster if players_out is not None else roster_of(game.team, date, ROSTER_GAMES)
             roster = roster.assign(expected=roster["player_id"].isin(playing["player_id"]))
         else:
-            names = history.drop_duplicates("player_id", keep="last").set_index("player_id")["player_name"]
             unknown = [p for p in players if p not in names.index]
             if unknown:
                 raise InputError(f"slate players of {game.team} include unknown player_id {unknown[0]}")
@@ -145,5 +157,5 @@ def build_slate(warehouse: Warehouse, slate: pd.DataFrame, players_out: pd.DataF
     first = pd.to_datetime(slate["game_date"]).dt.date.min()
     history = history[history["game_date"] < first]
     rows = slate_rows(history, slate, players_out, roster_games)
-    features = build_features(history, warehouse.read(PROP_LINES_SCHEMA), rows)
+    features = build_features(history, warehouse.read(PROP_LINES_SCHEMA), rows, since=first)
     return features[features["game_id"].isin(set(rows["game_id"]))].reset_index(drop=True)

@@ -55,6 +55,7 @@ from serving.coordinator import predict_date
 from serving.events import DateReady, EventBus
 from sources.base import Sources
 from warehouse import Warehouse, connect
+from warehouse.cached import CachedTables
 from warehouse.checks import ACCEPTED, HELD, USABLE, check_days, record_checks
 from warehouse.ingest import InputError
 
@@ -75,6 +76,7 @@ class DailyConfig:
     predict: bool = True  # False: only take in results and grade (a replay's closing day)
     train_start: dt.date | None = None  # first game date a retrain fits on; default all stored
     markets: tuple[str, ...] = MARKET_NAMES  # predicted, graded, monitored and retrained
+    plots: bool = True  # False: log the monitoring metrics without redrawing the season's plots (a replay)
 
     def stamp(self) -> pd.Timestamp:
         stamp = pd.Timestamp(self.now or dt.datetime.now(dt.UTC))
@@ -191,8 +193,7 @@ def refresh_features(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) 
         report.add("features", "up to date")
         return
     first = min(stale)
-    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA))
-    features = features[features["game_date"] >= first]
+    features = build_features(box, warehouse.read(PROP_LINES_SCHEMA), since=first)
     warehouse.write(FEATURE_STORE_SCHEMA, features, rebuild=REBUILD)
     report.add("features", f"rebuilt {features['game_date'].nunique()} day(s) from {first}: {len(features)} rows")
 
@@ -302,7 +303,7 @@ def monitor(cfg: DailyConfig, warehouse: Warehouse, report: DayReport) -> None:
                                     now=cfg.stamp())
     psi = data_rows.loc[data_rows["metric"] == "psi_max", "value"]
     report.add("drift", f"max PSI {psi.iloc[0]:.2f} over the last week's feature rows" if len(psi) else "no rows")
-    log_days(warehouse, min([*days, cfg.date]), cfg.date)
+    log_days(warehouse, min([*days, cfg.date]), cfg.date, plots=cfg.plots)
     metrics = pd.concat([*rows, data_rows], ignore_index=True)
     client = registry_client()
     served = metrics.loc[metrics["system"] != DATA_SYSTEM, ["market", "system", "model_version"]].drop_duplicates()
@@ -351,7 +352,11 @@ def retrain_if_due(cfg: DailyConfig, warehouse: Warehouse, worker: Worker, repor
 
 def run_daily(cfg: DailyConfig, sources: Sources, warehouse: Warehouse, worker: Worker,
               bus: EventBus | None = None) -> DayReport:
-    """One game day, start to end; see the module docstring for the steps."""
+    """One game day, start to end; see the module docstring for the steps. Every step reads the box
+    scores: they are read once and held (``CachedTables``); a replay passes a warehouse holding them
+    already, so its evenings share one read."""
+    if not isinstance(warehouse, CachedTables):
+        warehouse = CachedTables(warehouse, BOX_SCORES_SCHEMA)
     report = DayReport(cfg.date)
     ingest(cfg, sources, warehouse, report)
     ingest_lines(cfg, sources, warehouse, report)

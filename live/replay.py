@@ -41,9 +41,11 @@ from features.store import read_store
 from live.daily import DailyConfig, DayReport, run_daily
 from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS, TRAIN_YEARS
 from markets import DEFAULT_MARKET, MARKETS, registered
+from monitoring.tracking import redraw_plots
 from registry.probability import brier
 from sources.base import Sources
 from warehouse import Warehouse, connect
+from warehouse.cached import CachedTables
 from warehouse.ingest import InputError
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,7 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
     # the `mlflow run -e replay` run lives in the user's store: taken before the replay points MLflow at its own
     entry_run = adopt_entry_run("replay")
     with isolated(cfg.home) as url:
-        warehouse = connect(url)
+        warehouse = CachedTables(connect(url), BOX_SCORES_SCHEMA)  # the box scores are read once for all evenings
         log.info(bootstrap(warehouse, cfg.sources, cfg.start))
         train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
         baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
@@ -178,8 +180,10 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
                 # the day after the range only takes in the last results and grades them
                 day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
                                       gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
-                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets)
+                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets,
+                                      plots=False)
                 report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
+        redraw_plots(warehouse, cfg.start, days[-1])  # once, not every evening
         summarize(warehouse, report)
         replay_run = log_report(report)
         replay_store = settings.tracking_uri()

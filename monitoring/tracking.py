@@ -117,9 +117,11 @@ def _log_figure(client: MlflowClient, run_id: str, fig: plt.Figure, name: str) -
     plt.close(fig)
 
 
-def log_days(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowClient | None = None) -> list[str]:
-    """Log the stored monitoring metrics of ``start`` … ``end`` to their seasons' runs and redraw
-    each season's plots; returns the run ids."""
+def log_days(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowClient | None = None,
+             plots: bool = True) -> list[str]:
+    """Log the stored monitoring metrics of ``start`` … ``end`` to their seasons' runs and, unless
+    ``plots`` is False, redraw each season's plots (a replay draws them once, at its end:
+    :func:`redraw_plots`); returns the run ids."""
     client = client or registry_client()
     rows = by_model_name(warehouse.read(MONITORING_SCHEMA, date_range=(start, end)))
     seasons = rows["game_date"].map(season_of)
@@ -131,12 +133,28 @@ def log_days(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowC
         points = mlflow_points(season_rows, first_day)
         for i in range(0, len(points), BATCH):
             client.log_batch(run_id, metrics=points[i:i + BATCH])
-        last = max(season_rows["game_date"])
-        history = in_service(by_model_name(warehouse.read(MONITORING_SCHEMA, date_range=(first_day, last))))
-        _log_figure(client, run_id, plots.rolling_mae(history[history["metric"] == "mae"]), "rolling_mae")
-        grades = by_model_name(warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=(first_day, last)))
-        _log_figure(client, run_id, plots.reliability(grades), "p_over_reliability")
+        if plots:
+            _draw(warehouse, client, run_id, first_day, max(season_rows["game_date"]))
         client.set_terminated(run_id)
         run_ids.append(run_id)
     return run_ids
 
+
+def redraw_plots(warehouse: Warehouse, start: dt.date, end: dt.date, client: MlflowClient | None = None) -> None:
+    """The plots ``log_days`` draws, of every season with monitoring rows in ``start`` … ``end`` up to
+    its last such day: for a caller that logged those days with ``plots=False``. A replay's evenings
+    would each redraw the season so far, and only the last drawing is kept."""
+    client = client or registry_client()
+    rows = warehouse.read(MONITORING_SCHEMA, date_range=(start, end))
+    seasons = rows["game_date"].map(season_of)
+    for season in sorted(set(seasons)):
+        days = rows.loc[seasons == season, "game_date"]
+        run_id, first_day = season_run(client, season, season_first_day(warehouse, season) or min(days))
+        _draw(warehouse, client, run_id, first_day, max(days))
+
+
+def _draw(warehouse: Warehouse, client: MlflowClient, run_id: str, first_day: dt.date, last: dt.date) -> None:
+    history = in_service(by_model_name(warehouse.read(MONITORING_SCHEMA, date_range=(first_day, last))))
+    _log_figure(client, run_id, plots.rolling_mae(history[history["metric"] == "mae"]), "rolling_mae")
+    grades = by_model_name(warehouse.read(PREDICTION_GRADES_SCHEMA, date_range=(first_day, last)))
+    _log_figure(client, run_id, plots.reliability(grades), "p_over_reliability")

@@ -9,6 +9,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.exceptions import MlflowException
 
 from contracts import FEATURE_STORE, FEATURE_VERSION
@@ -50,22 +51,30 @@ class WarehouseSource(DatasetSource):
         return cls(**source_dict)
 
 
-def log_split(frame: pd.DataFrame, context: str, warehouse_url: str, target: str) -> None:
-    """Record one split as an MLflow dataset input (source, digest, rows, date range)."""
+def split_dataset(frame: pd.DataFrame, context: str, warehouse_url: str, target: str) -> PandasDataset:
+    """One split as an MLflow dataset (source, digest, rows, date range). Build it once per split and
+    log it on every system's run: its digest and schema are worked out on first use and kept, and the
+    schema inference walks every value of the text and date columns (seconds for a season of rows)."""
     start, end = str(min(frame["game_date"])), str(max(frame["game_date"]))
     with warnings.catch_warnings():  # MLflow's hint that integer key columns cannot hold nulls
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         dataset = mlflow.data.from_pandas(
             frame, source=WarehouseSource(warehouse_url, FEATURE_STORE, start, end), targets=target,
             name=f"{FEATURE_STORE}@{FEATURE_VERSION}:{context}:{start}..{end}")
-        for attempt in range(LOG_INPUT_ATTEMPTS):
-            try:
-                mlflow.log_input(dataset, context=context)
-                return
-            except MlflowException:
-                # two runs of one experiment (processes sharing a study or a tracking server) insert the
-                # same dataset at once; the loser's insert breaks the unique key, and a second try finds
-                # the dataset there and only links it to the run
-                if attempt + 1 == LOG_INPUT_ATTEMPTS:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        _ = dataset.schema  # inferred here, under the warning filter, and cached on the dataset
+    return dataset
+
+
+def log_split(dataset: PandasDataset, context: str) -> None:
+    """Record one split (``split_dataset``) as an input of the active run."""
+    for attempt in range(LOG_INPUT_ATTEMPTS):
+        try:
+            mlflow.log_input(dataset, context=context)
+            return
+        except MlflowException:
+            # two runs of one experiment (processes sharing a study or a tracking server) insert the
+            # same dataset at once; the loser's insert breaks the unique key, and a second try finds
+            # the dataset there and only links it to the run
+            if attempt + 1 == LOG_INPUT_ATTEMPTS:
+                raise
+            time.sleep(0.2 * (attempt + 1))

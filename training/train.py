@@ -22,6 +22,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.tracking import MlflowClient
 
 import settings
@@ -33,7 +34,7 @@ from registry import probability, systems
 from registry.points_model import PYFUNC_ENTRY, Bundle, feature_signature, input_example, model_code_paths
 from registry.tracking import adopt_entry_run, experiment_id_for, run_link, runs_page
 from training import plots
-from training.lineage import log_split
+from training.lineage import log_split, split_dataset
 from training.metrics import contract_metrics
 from training.spec import DEFAULT_SPEC, RunSpec, load_spec
 from training.splits import Splits, time_splits
@@ -125,7 +126,8 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
 
 
 def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str, warehouse_url: str,
-                  done: dict[str, SystemResult], workdir: Path, tuning: Tuning, progress: bool) -> SystemResult:
+                  done: dict[str, SystemResult], workdir: Path, tuning: Tuning, progress: bool,
+                  inputs: dict[str, PandasDataset]) -> SystemResult:
     market = splits.market
     name = market.registered_name(system)
     with mlflow.start_run(run_name=name, experiment_id=experiment_id) as run:
@@ -139,7 +141,7 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
                            "tuned": spec.tuned(system), **spec.log_params()})
         mlflow.log_dict(spec.raw, SPEC_ARTIFACT)
         for part in PARTS:
-            log_split(getattr(splits, part), part, warehouse_url, market.name)
+            log_split(inputs[part], part)
 
         bundle = _fit(system, spec, splits, done, tuning, progress)
         known = {p: {(name, r.version): r.predictions[p] for name, r in done.items()} for p in PARTS}
@@ -220,11 +222,13 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
     with tempfile.TemporaryDirectory(prefix="train-") as tmp:
         for market, splits in split_of.items():
             done: dict[str, SystemResult] = {}
+            # every system of the market logs the same three splits: each dataset is built once
+            inputs = {part: split_dataset(getattr(splits, part), part, warehouse.url, market) for part in PARTS}
             for system in spec.systems:  # the table's order: members before the ensemble
                 log.info("training %s %s on %s", market, system,
                          ", ".join(f"{n:,} {part}" for part, n in splits.sizes.items()))
                 done[system] = _train_system(system, spec, splits, experiment_id, warehouse.url, done,
-                                             Path(tmp), tuning, progress)
+                                             Path(tmp), tuning, progress, inputs)
                 results[done[system].name] = done[system]
     if entry_run:
         client = MlflowClient()

@@ -44,6 +44,16 @@ def test_rows_of_date_d_ignore_every_game_from_d_on(day: dt.date, box_2024_25: p
     assert (rebuilt.missing_inputs == expected.missing_inputs).all()
 
 
+@pytest.mark.parametrize("day", [dt.date(2024, 12, 25), dt.date(2025, 4, 13)], ids=str)
+def test_rows_built_since_d_equal_the_full_builds(day: dt.date, box_2024_25: pd.DataFrame,
+                                                  lines_2024_25: pd.DataFrame, full_build: pd.DataFrame) -> None:
+    # since= leaves out every player without a row from D on once the team context is built
+    recent = build_features(box_2024_25, lines_2024_25, since=day).set_index(["player_id", "game_id"])
+    expected = full_build[full_build.game_date >= day]
+    assert len(recent) == len(expected) > 0
+    pd.testing.assert_frame_equal(recent, expected, check_exact=True)
+
+
 def test_slate_defaults_to_the_recent_active_roster(box_2024_25: pd.DataFrame) -> None:
     day = dt.date(2025, 1, 10)
     slate = pd.DataFrame({"game_date": [day], "team": ["BOS"], "opponent": ["SAC"], "is_home": [True]})

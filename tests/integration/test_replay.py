@@ -63,6 +63,20 @@ def test_one_prediction_per_slate_player_system_and_version(uninterrupted) -> No
 
 
 @pytest.mark.slow
+def test_the_seasons_plots_are_drawn_at_the_end(uninterrupted) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from monitoring.tracking import season_run
+
+    home, _ = uninterrupted
+    with isolated(home):  # the evenings log their metrics only; the replay draws the plots once
+        client = MlflowClient()
+        run_id, _ = season_run(client, "2024-25", START)
+        drawn = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert {"plots/rolling_mae.png", "plots/p_over_reliability.png"} <= drawn
+
+
+@pytest.mark.slow
 def test_a_second_replay_changes_nothing(uninterrupted) -> None:
     home, _ = uninterrupted
     before = tables(home)

@@ -44,6 +44,14 @@ def test_windows_use_only_earlier_games() -> None:
     assert p1.points.tolist() == [10.0, 20.0, 30.0, 40.0]  # the target is the game's own points
 
 
+def test_since_returns_the_full_builds_rows_of_those_dates() -> None:
+    full = build_features(two_team_season())
+    recent = build_features(two_team_season(), since=dt.date(2024, 11, 4))
+    expected = full[full.game_date >= dt.date(2024, 11, 4)].reset_index(drop=True)
+    assert len(recent) == 4
+    pd.testing.assert_frame_equal(recent, expected)  # computed from the whole history, not from day 4 on
+
+
 def test_rest_back_to_back_and_fatigue() -> None:
     p1 = build_features(two_team_season()).query("player_id == 1").sort_values("game_date")
     assert p1.days_rest.isna().iloc[0] and p1.days_rest.tolist()[1:] == [1.0, 2.0, 5.0]
