@@ -387,6 +387,11 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
 
         rows, start, end = held_out_games(client, system, version, warehouse)
         challenger_err = _errors(system, version, rows)
+        predicted = ~np.isnan(challenger_err)  # a system that abstains (no line) is judged on the games it predicts
+        if not predicted.any():
+            raise PromotionError(f"{system} v{version} predicts none of the {len(rows)} games of its test window "
+                                 f"{start} .. {end} (it abstains where no line was posted)")
+        rows, challenger_err = rows[predicted].reset_index(drop=True), challenger_err[predicted]
         if champion is not None:
             baseline, baseline_name = champion, f"production v{champion}"
             baseline_err = _errors(system, champion, rows)

@@ -12,23 +12,30 @@ from registry.predictions import priced
 WITHIN = 3.0  # of the market's unit; within_3_pct is a points figure, kept for every market alike
 
 
+def _errors(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Absolute errors of the rows that have a prediction: a system that abstains (no line) is scored
+    on the games it predicted."""
+    error = np.abs(np.asarray(actual, float) - np.asarray(predicted, float))
+    return error[~np.isnan(np.asarray(predicted, float))]
+
+
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float))))
+    return float(np.mean(_errors(actual, predicted)))
 
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(predicted, float)) ** 2)))
+    return float(np.sqrt(np.mean(_errors(actual, predicted) ** 2)))
 
 
 def within_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(100 * np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float)) <= WITHIN))
+    return float(100 * np.mean(_errors(actual, predicted) <= WITHIN))
 
 
 def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, market: Market, params: dict,
                  prefix: str = "test") -> dict[str, float]:
     """:func:`priced_metrics` of the market's posted lines in ``frame``, priced with the distribution ``params``."""
     line = frame[market.line_feature].to_numpy(float)
-    has_line = ~np.isnan(line)
+    has_line = ~np.isnan(line) & ~np.isnan(np.asarray(predicted, float))
     pred, line = np.asarray(predicted, float)[has_line], line[has_line]
     prices = priced(probability.probabilities(params, pred, line), line)
     return priced_metrics(frame[market.name].to_numpy(float)[has_line], pred, prices, prefix)
