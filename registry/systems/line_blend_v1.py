@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import linprog
+from scipy import optimize
 
 from contracts import ENSEMBLE_V1, LINE_BLEND_V1
 from registry import probability
@@ -64,22 +63,23 @@ def members(available: tuple[str, ...]) -> tuple[str, ...]:
 def fit_blend(predicted: np.ndarray, line: np.ndarray, actual: np.ndarray) -> tuple[float, float, int]:
     """(weight, shift, rows) minimising sum |actual - line - weight (predicted - line) - shift| over the
     rows with all three, 0 <= weight <= 1; (0, 0, rows) with fewer than ``probability.MIN_LINE_ROWS``.
-    A linear program: minimise sum t subject to -t <= residual <= t."""
+    For a given weight the best shift is the median residual, and the least absolute deviation left is
+    convex in the weight (a partial minimum of a convex function), so a bounded scalar search finds it:
+    milliseconds for a season of lines, where a linear program over every row takes seconds."""
     predicted, line, actual = (np.asarray(a, float) for a in (predicted, line, actual))
     keep = np.isfinite(predicted) & np.isfinite(line) & np.isfinite(actual)
     n = int(keep.sum())
     if n < probability.MIN_LINE_ROWS:
         return 0.0, 0.0, n
-    design = sparse.csr_matrix(np.column_stack([predicted[keep] - line[keep], np.ones(n)]))
-    target = actual[keep] - line[keep]
-    eye = sparse.identity(n, format="csr")
-    solved = linprog(np.r_[0.0, 0.0, np.ones(n)], A_ub=sparse.vstack([sparse.hstack([-design, -eye]),
-                                                                     sparse.hstack([design, -eye])]),
-                     b_ub=np.r_[-target, target], bounds=[(0.0, 1.0), (None, None)] + [(0.0, None)] * n,
-                     method="highs")
-    if not solved.success:
-        raise ValueError(f"{NAME}: the blend could not be fitted on {n} graded lines: {solved.message}")
-    return float(solved.x[0]), float(solved.x[1]), n
+    gap, target = predicted[keep] - line[keep], actual[keep] - line[keep]
+
+    def deviation(weight: float) -> float:
+        residual = target - weight * gap
+        return float(np.abs(residual - np.median(residual)).sum())
+
+    weight = float(optimize.minimize_scalar(deviation, bounds=(0.0, 1.0), method="bounded",
+                                            options={"xatol": 1e-4}).x)
+    return weight, float(np.median(target - weight * gap)), n
 
 
 def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int, float], None] | None = None,
