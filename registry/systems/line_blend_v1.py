@@ -15,9 +15,10 @@ Where a row has no line the system abstains: ``predict`` returns NaN there (``AB
 answers ``predicted_points`` null with a PASS for it, ``player_prop_predictions`` holds no row for it,
 and so grading, monitoring and the pages see only the games it predicted.
 
-Its P(over) is fitted by the system itself (``fit_distribution``): on the validation rows with a line,
-the spread of the outcome around the blend and its calibration, then ``probability.fit_line``; the
-base member's distribution on every validation row while there are too few lines.
+Its P(over) is fitted by the system itself (``fit_distribution``), on the validation rows with a line:
+over against under as a logistic of the blend's distance to the line (``probability.fit_graded``;
+even odds while there are too few lines), P(push) on a whole line from the spread of the outcome
+around the blend (the base member's spread around its own predictions while there are too few lines).
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int
     weight, shift, rows = fit_blend(base_val, line, actual)
     model = LineBlend(base, market.line_feature, weight, shift, rows, splits.features.index(market.line_feature))
     blended = blend(model, base_val, line)
-    if rows >= probability.MIN_LINE_ROWS:
-        lined = np.isfinite(line)
-        model.distribution = probability.fit(market.distribution, actual[lined], blended[lined], line=line[lined])
-    else:  # too few lines to fit a spread around the blend: the base member's around its own predictions
-        model.distribution = probability.fit(market.distribution, actual, base_val)
+    lined = np.isfinite(line) & np.isfinite(actual)
+    # P(push) from a spread around the blend where there are lines to fit it, else the member's
+    spread = (probability.fit(market.distribution, actual[lined], blended[lined]) if rows >= probability.MIN_LINE_ROWS
+              else probability.fit(market.distribution, actual, base_val))
+    model.distribution = probability.fit_graded(spread, actual, blended, line)
     return model
 
 
