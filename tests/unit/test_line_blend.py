@@ -121,3 +121,20 @@ def test_it_is_declared_like_the_others_and_leads_where_it_predicts() -> None:
     assert systems.members_of(LINE_BLEND_V1, SYSTEMS[:-1]) == ("ensemble_v1",)
     assert systems.members_of("ensemble_v1", SYSTEMS[:-2]) == SYSTEMS[:-2]
     assert not any(systems.module(s).ABSTAINS for s in SYSTEMS[:-1])
+
+
+def test_over_against_under_is_fitted_on_the_graded_lines_and_a_push_keeps_its_share() -> None:
+    rng = np.random.default_rng(4)
+    line = np.floor(rng.uniform(5, 30, 5000)) + rng.choice([0.0, 0.5], 5000)
+    predicted = line + rng.normal(0, 2, 5000)
+    actual = np.round(line + rng.normal(0, 6, 5000) + 0.8 * (predicted - line))
+    spread = probability.fit("normal", actual, predicted)
+    fitted = probability.fit_graded(spread, actual, predicted, line)["graded"]
+    assert fitted["slope"] > 0 and fitted["rows"] == int((actual != line).sum())
+    p_over, p_push, p_under = probability.probabilities({**spread, "graded": fitted}, predicted, line)
+    np.testing.assert_allclose(p_over + p_push + p_under, 1.0, atol=1e-9)
+    assert (p_push[line % 1 == 0.5] == 0).all() and (p_push[line % 1 == 0] > 0).all()
+    assert np.corrcoef(p_over / (p_over + p_under), predicted - line)[0, 1] > 0.99
+    # too few graded lines: even odds on a half line
+    even = probability.fit_graded(spread, actual[:10], predicted[:10], line[:10])
+    assert probability.probabilities(even, np.array([30.0]), np.array([20.5]))[0] == pytest.approx([0.5])
