@@ -14,21 +14,24 @@ WITHIN = 3.0  # of the market's unit; within_3_pct is a points figure, kept for 
 
 def _errors(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Absolute errors of the rows that have a prediction: a system that abstains (no line) is scored
-    on the games it predicted."""
+    on the games it predicted (NaN, not 0, where it predicted none)."""
     error = np.abs(np.asarray(actual, float) - np.asarray(predicted, float))
     return error[~np.isnan(np.asarray(predicted, float))]
 
 
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.mean(_errors(actual, predicted)))
+    error = _errors(actual, predicted)
+    return float(np.mean(error)) if len(error) else float("nan")
 
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(_errors(actual, predicted) ** 2)))
+    error = _errors(actual, predicted)
+    return float(np.sqrt(np.mean(error**2))) if len(error) else float("nan")
 
 
 def within_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(100 * np.mean(_errors(actual, predicted) <= WITHIN))
+    error = _errors(actual, predicted)
+    return float(100 * np.mean(error <= WITHIN)) if len(error) else float("nan")
 
 
 def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, market: Market, params: dict,
