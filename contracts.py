@@ -246,7 +246,8 @@ METRIC_KEYS = (
     "train_mae", "val_mae", "test_mae", "val_rmse", "test_rmse", "val_within_3_pct",
     "test_within_3_pct", "train_val_gap", "n_train", "n_val", "n_test",
 )
-LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate", "test_brier", "test_ece")
+LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate", "test_brier", "test_ece",
+                    "test_brier_graded", "test_ece_graded")
 
 # --- live monitoring: values of prediction_grades, metrics of monitoring_metrics, alert rules -----
 GRADED, VOID = "graded", "void"  # prediction_grades.outcome

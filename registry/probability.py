@@ -273,9 +273,9 @@ def probabilities(params: dict, predicted: np.ndarray, line: np.ndarray,
     p_under = np.maximum(1.0 - at_least_line, 0.0)
     if "graded" in params:  # over against under from the graded lines' logistic (``fit_graded``)
         fitted = params["graded"]
-        over_wins = special.expit(fitted["intercept"] + fitted["slope"] * (pred - ln))
+        wins = special.expit(fitted["intercept"] + fitted["slope"] * (pred - ln))
         p_push = np.minimum(p_push, 1.0)
-        p_over, p_under = (1.0 - p_push) * over_wins, (1.0 - p_push) * (1.0 - over_wins)
+        p_over, p_under = (1.0 - p_push) * wins, (1.0 - p_push) * (1.0 - wins)
     nan = np.full(predicted.shape, np.nan)
     return (np.where(known, p_over, nan), np.where(known, p_push, nan), np.where(known, p_under, nan))
 
@@ -298,6 +298,15 @@ def walk_forward(params: dict, game_date: np.ndarray, actual: np.ndarray, predic
     return out
 
 
+def over_wins(p_over: np.ndarray, p_under: np.ndarray) -> np.ndarray:
+    """P(over | the bet is graded) = p_over / (p_over + p_under): a push is refunded, so this is what an
+    OVER bet wins with and what a graded outcome (a push left out) is scored against; NaN without a line."""
+    p_over, p_under = np.broadcast_arrays(np.asarray(p_over, float), np.asarray(p_under, float))
+    graded = p_over + p_under
+    known = np.isfinite(graded) & (graded > 0)
+    return np.where(known, p_over / np.where(known, graded, 1.0), np.nan)
+
+
 def decide(p_over: np.ndarray, p_under: np.ndarray, band: float = NO_BET_BAND) -> tuple[np.ndarray, np.ndarray]:
     """(call, confidence) per row. The confidence of a side is its probability of winning once the bet
     is graded, p_side / (p_over + p_under), since a push is refunded; OVER when that of over is at least
@@ -305,14 +314,13 @@ def decide(p_over: np.ndarray, p_under: np.ndarray, band: float = NO_BET_BAND) -
     is that of the side called (NaN on PASS). Because a call needs its side's probability to be the
     larger one, a call never contradicts its own probability."""
     p_over, p_under = np.broadcast_arrays(np.asarray(p_over, float), np.asarray(p_under, float))
-    graded = p_over + p_under
-    known = np.isfinite(graded) & (graded > 0)
-    over_wins = np.where(known, p_over / np.where(known, graded, 1.0), np.nan)
+    wins = over_wins(p_over, p_under)
+    known = np.isfinite(wins)
     threshold = 0.5 + band
-    is_over = known & (over_wins >= threshold) & (p_over > p_under)
-    is_under = known & (1.0 - over_wins >= threshold) & (p_under > p_over)
+    is_over = known & (wins >= threshold) & (p_over > p_under)
+    is_under = known & (1.0 - wins >= threshold) & (p_under > p_over)
     call = np.where(is_over, "OVER", np.where(is_under, "UNDER", "PASS"))
-    confidence = np.where(is_over, over_wins, np.where(is_under, 1.0 - over_wins, np.nan))
+    confidence = np.where(is_over, wins, np.where(is_under, 1.0 - wins, np.nan))
     return call, confidence
 
 

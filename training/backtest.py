@@ -43,10 +43,10 @@ class BacktestResult:
     def render(self) -> str:
         """One row per market and system: the figures issue readers compare (MAE, the line's, Brier, ...)."""
         keys = ("test_mae", "test_model_mae_on_lines", "test_line_mae", "test_hit_rate", "test_brier", "test_ece",
-                "n_test_lines")
+                "test_brier_graded", "test_ece_graded", "n_test_lines")
         rows = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for name, values in self.metrics.items():
-            rows.append(f"| {name} | " + " | ".join(f"{values[k]:.3f}" if k in values else "" for k in keys) + " |")
+            rows.append(f"| {name} | " + " | ".join(f"{values[k]:.4f}" if k in values else "" for k in keys) + " |")
         return "\n".join(rows)
 
 

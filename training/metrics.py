@@ -58,6 +58,9 @@ def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, 
     over = actual[decided] > line[decided]
     counted = calls != "PASS"
     p_over = np.asarray(prices["p_over"], float)[decided]
+    # the probability a graded bet wins with, scored on the same graded outcomes: on a whole-number line
+    # P(over) leaves P(push) out, so scoring it against outcomes without their pushes under-forecasts the over
+    wins = probability.over_wins(p_over, np.asarray(prices["p_under"], float)[decided])
     return {
         f"{prefix}_line_mae": mae(actual, line),
         f"{prefix}_model_mae_on_lines": mae(actual, predicted),
@@ -66,6 +69,8 @@ def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, 
         if counted.any() else float("nan"),
         f"{prefix}_brier": probability.brier(p_over, over),
         f"{prefix}_ece": probability.expected_calibration_error(p_over, over),
+        f"{prefix}_brier_graded": probability.brier(wins, over),
+        f"{prefix}_ece_graded": probability.expected_calibration_error(wins, over),
         f"n_{prefix}_lines": float(len(line)),
         f"n_{prefix}_calls": float(counted.sum()),
     }
