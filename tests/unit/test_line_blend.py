@@ -61,6 +61,8 @@ def test_the_blend_recovers_how_far_to_move_from_the_line() -> None:
     # too few graded lines: the line itself, nothing claimed beyond it
     few = probability.MIN_LINE_ROWS - 1
     assert line_blend_v1.fit_blend(predicted[:few], line[:few], actual[:few]) == (0.0, 0.0, few)
+    unmoved = line_blend_v1.LineBlend("ensemble_v1", POINTS.line_feature, 0.0, 0.0, few, 0)
+    np.testing.assert_array_equal(line_blend_v1.blend(unmoved, predicted, line), line)
 
 
 def test_a_line_graded_on_day_d_never_moves_a_prediction_of_day_d_or_before() -> None:
