@@ -231,10 +231,12 @@ CATBOOST_V8 = "catboost_v8"
 ENSEMBLE_V1 = "ensemble_v1"
 MOVING_AVERAGE = "moving_average"
 HIST_GBM_V1 = "hist_gbm_v1"
+LINE_BLEND_V1 = "line_blend_v1"
 # The table of systems, one module each in registry/systems/ named like the system (which says whether
 # it is tuned, how it fits and predicts). Trained in this order: a combining system (the ensemble)
-# after its members. Served the other way round: the last one a prediction leads with, the baseline last.
-SYSTEMS = (MOVING_AVERAGE, HIST_GBM_V1, XGBOOST_V1, CATBOOST_V8, ENSEMBLE_V1)
+# after its members. Served the other way round: the last one a prediction leads with (where it predicts:
+# the line blend abstains on games without a line), the baseline last.
+SYSTEMS = (MOVING_AVERAGE, HIST_GBM_V1, XGBOOST_V1, CATBOOST_V8, ENSEMBLE_V1, LINE_BLEND_V1)
 PRODUCTION_ALIAS = "production"
 PRODUCTION_STAGE = "Production"
 
@@ -245,7 +247,8 @@ METRIC_KEYS = (
     "train_mae", "val_mae", "test_mae", "val_rmse", "test_rmse", "val_within_3_pct",
     "test_within_3_pct", "train_val_gap", "n_train", "n_val", "n_test",
 )
-LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate", "test_brier", "test_ece")
+LINE_METRIC_KEYS = ("test_line_mae", "test_model_mae_on_lines", "test_hit_rate", "test_brier", "test_ece",
+                    "test_brier_graded", "test_ece_graded")
 
 # --- live monitoring: values of prediction_grades, metrics of monitoring_metrics, alert rules -----
 GRADED, VOID = "graded", "void"  # prediction_grades.outcome

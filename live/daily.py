@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import numpy as np
 import pandas as pd
 
 import settings
@@ -50,6 +51,7 @@ from monitoring.alerts import DELIVERY_ATTEMPTS, Thresholds, raise_alerts, worke
 from monitoring.grading import grade_days
 from monitoring.metrics import DriftReference, drift_reference, record_data_metrics, record_model_metrics
 from monitoring.tracking import log_days, registered_test_mae
+from registry import systems
 from registry.promotion import registry_client
 from serving.coordinator import predict_date
 from serving.events import DateReady, EventBus
@@ -271,10 +273,13 @@ def _served_systems(worker_url: str, slate_rows: int, markets: tuple[str, ...]) 
 def _already_predicted(day: dt.date, served: list[tuple[str, str]], rows: pd.DataFrame, warehouse: Warehouse) -> bool:
     """Whether every feature row of ``day`` already has a prediction from each (market, system) the
     worker serves, so a rerun of the evening (or of a whole replay) writes nothing, even after a later
-    promotion."""
+    promotion. A system that abstains is owed a prediction only where the row has the market's line."""
     done = warehouse.read(PREDICTIONS_SCHEMA, date_range=(day, day))
     have = set(zip(done["player_id"], done["market"], done["system"], strict=True))
-    return all((p, m, s) in have for p in rows["player_id"] for m, s in served)
+    owed = {(m, s): rows[market(m).line_feature].notna().to_numpy() if systems.module(s).ABSTAINS
+            else np.ones(len(rows), bool) for m, s in served}
+    return all((p, m, s) in have for m, s in served for p, due in zip(rows["player_id"], owed[(m, s)], strict=True)
+               if due)
 
 
 # --- monitoring ---------------------------------------------------------------------------------

@@ -276,7 +276,8 @@ def known_lineup_errors(predictions: pd.DataFrame, grades: pd.DataFrame,
         predicted = np.asarray(model.predict(rows[feature_names(market)].astype(float).reset_index(drop=True)), float)
         error = np.abs(rows[market.name].to_numpy(float) - predicted)
         was_graded = np.array([k in graded for k in zip(rows["game_id"], rows["player_id"], strict=True)])
-        errors.setdefault(str(system), []).append((error, was_graded))
+        predicted_rows = ~np.isnan(predicted)  # a system that abstains (no line) is scored where it predicted
+        errors.setdefault(str(system), []).append((error[predicted_rows], was_graded[predicted_rows]))
     out = {}
     for system, parts in errors.items():
         error, was_graded = np.concatenate([e for e, _ in parts]), np.concatenate([g for _, g in parts])

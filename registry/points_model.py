@@ -57,7 +57,8 @@ class Bundle:
 
     def predict_matrix(self, x: np.ndarray, columns: list[str],
                        known: dict[tuple[str, str], np.ndarray] | None = None) -> np.ndarray:
-        """Predicted points per row of a float matrix whose columns are named by ``columns``.
+        """Predicted points per row of a float matrix whose columns are named by ``columns`` (NaN where
+        a system that abstains makes no prediction).
         ``known`` holds predictions already made for these rows by (system, version): a combining
         system reuses those of its members instead of predicting twice."""
         if self.members:
@@ -67,9 +68,10 @@ class Bundle:
             for name, member in self.members.items():
                 reused = known.get((name, str(versions.get(name))))
                 parts[name] = reused if reused is not None else member.predict_matrix(x, columns, known)
-            return self.system.combine(self.model, parts)
         if list(columns) != self.features:
             x = x[:, [columns.index(f) for f in self.features]]
+        if self.members:
+            return self.system.combine(self.model, parts, x)
         return self.system.predict(self.model, x)
 
     def probabilities(self, predicted: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,11 +28,13 @@ def prediction_rows(features: pd.DataFrame, market: str, system: str, model_vers
                     created_at: pd.Timestamp | None = None) -> pd.DataFrame:
     """``features`` supplies the keys; ``prices`` the line and what :func:`priced` derives from it.
     ``created_at`` is the writer's clock (a season replay passes the simulated evening, so reruns
-    write identical rows); default now."""
-    return pd.DataFrame({
+    write identical rows); default now. A row whose prediction is NaN (the system abstained: no line)
+    is no row: the table holds what was predicted."""
+    rows = pd.DataFrame({
         "game_date": features["game_date"].to_numpy(), "game_id": features["game_id"].to_numpy(),
         "player_id": features["player_id"].astype("int64").to_numpy(), "market": market, "system": system,
         "model_version": str(model_version), "predicted_points": np.round(np.asarray(predicted, float), 3),
         **prices,
         "source": source, "created_at": created_at if created_at is not None else pd.Timestamp.now(tz="UTC").floor("s"),
     })[PREDICTIONS_SCHEMA.column_names]
+    return rows[rows["predicted_points"].notna()].reset_index(drop=True)

@@ -387,6 +387,20 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
 
         rows, start, end = held_out_games(client, system, version, warehouse)
         challenger_err = _errors(system, version, rows)
+        predicted = ~np.isnan(challenger_err)  # a system that abstains (no line) is judged on the games it predicts
+        if not predicted.any():  # nothing to judge it on: it may stand in for no champion, never replace one
+            why = (f"{system} v{version} predicts none of the {len(rows)} games of its test window {start} .. {end} "
+                   "(it abstains where no line was posted)")
+            if champion is not None and not force:
+                event = Event("refuse", system, version, champion, who, _now(), reason=why)
+                _record(client, event)
+                return Decision(False, event, _reported(repairs, f"refused: {why}; production v{champion} stays"))
+            event = Event("promote", system, version, champion, who, _now(), reason=reason or why,
+                          forced=force and champion is not None)
+            _move_production(client, event)
+            return Decision(True, event, _reported(repairs, f"promoted: {why}, and there was no production version"
+                                                   if champion is None else f"promoted (forced past the gate): {why}"))
+        rows, challenger_err = rows[predicted].reset_index(drop=True), challenger_err[predicted]
         if champion is not None:
             baseline, baseline_name = champion, f"production v{champion}"
             baseline_err = _errors(system, champion, rows)

@@ -24,6 +24,7 @@ from contracts import PRODUCTION_ALIAS, SYSTEMS
 from features.definitions import FEATURE_NAMES
 from markets import MARKETS, registered
 from registry.points_model import Bundle, loaded_bundle
+from registry.systems import abstained
 
 # the system whose number, over/under call and probability a prediction leads with, best first: the
 # table of systems read backwards (the combination of the others first, the baseline last)
@@ -64,12 +65,14 @@ class SmokeTestFailed(RuntimeError):
 
 
 def smoke_tested(bundle: Bundle) -> Bundle:
-    """``bundle``, once it has predicted one finite number for each of ``SMOKE_ROWS``."""
+    """``bundle``, once it has predicted one finite number for each of ``SMOKE_ROWS`` (or abstained, if
+    it is a system that does: neither row has a line)."""
     try:
         predicted = np.asarray(bundle.predict_matrix(SMOKE_ROWS, list(FEATURE_NAMES), {}), dtype=float)
     except Exception as exc:
         raise SmokeTestFailed(f"{exc.__class__.__name__}: {str(exc)[:200]}") from exc
-    if predicted.shape != (len(SMOKE_ROWS),) or not np.isfinite(predicted).all():
+    if predicted.shape != (len(SMOKE_ROWS),) or not (np.isfinite(predicted) | abstained(bundle.system,
+                                                                                        predicted)).all():
         raise SmokeTestFailed(f"it predicted {predicted.ravel()[:4].tolist()} for {len(SMOKE_ROWS)} rows")
     return bundle
 

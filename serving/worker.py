@@ -38,11 +38,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from starlette.concurrency import run_in_threadpool
 
 import settings
-from contracts import ENSEMBLE_V1, SYSTEMS
+from contracts import SYSTEMS
 from features.definitions import FEATURE_NAMES, feature_names
 from features.store import read_store
 from markets import DEFAULT_MARKET, MARKET_NAMES, MARKETS, Market
 from registry.predictions import priced
+from registry.systems import abstained
 from serving.auth import bearer_guard
 from serving.docs import offline_docs
 from serving.models import LEAD_ORDER, ProductionModels
@@ -368,13 +369,14 @@ def predict_columns(models: ProductionModels, batch: Batch, market: Market,
                     systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Per system of the market: its version and, as lists over the rows, the predicted outcome, the
     over/under call, its confidence and the probabilities of over, push and under (null where the row
-    has no line). A system that raises or predicts a non-finite number is left out and named in the
-    second dict, so one broken model never takes the others' answers down; so is one asked for that
+    has no line). A system that abstains on a row (``ABSTAINS``: no line) answers null and PASS there.
+    A system that raises or predicts a non-finite number otherwise is left out and named in the second
+    dict, so one broken model never takes the others' answers down; so is one asked for that
     failed to load."""
     loaded = models.loaded
     asked = systems or list(SYSTEMS)
     chosen = [s for s in asked if market.registered_name(s) in loaded]
-    chosen.sort(key=lambda s: s == ENSEMBLE_V1)  # members first, so the ensemble can reuse them
+    chosen.sort(key=SYSTEMS.index)  # members first, so a combination can reuse them
     line = batch.line
     known: dict[tuple[str, str], np.ndarray] = {}
     out: dict[str, dict[str, Any]] = {}
@@ -384,14 +386,16 @@ def predict_columns(models: ProductionModels, batch: Batch, market: Market,
         system = loaded[market.registered_name(name)]
         try:
             predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
-            if predicted.shape != (len(batch.x),) or not np.isfinite(predicted).all():
+            answered = np.isfinite(predicted) | abstained(system.bundle.system, predicted)
+            if predicted.shape != (len(batch.x),) or not answered.all():
                 raise ValueError("it predicted a non-finite number or the wrong count")
         except Exception as exc:
             errors[name] = f"v{system.version} failed to predict: {exc.__class__.__name__}: {str(exc)[:200]}"
             continue
         known[(name, system.version)] = predicted
         prices = priced(system.bundle.probabilities(predicted, line), line)
-        out[name] = {"version": system.version, "predicted_points": np.round(predicted, 3).tolist(),
+        out[name] = {"version": system.version,
+                     "predicted_points": [None if v != v else v for v in np.round(predicted, 3).tolist()],
                      "recommendation": prices["recommendation"].tolist(),
                      **{key: [None if v != v else v for v in prices[key].tolist()] for key in PROBABILITY_KEYS}}
     return out, errors
@@ -402,8 +406,8 @@ ANSWER_KEYS = ("version", "predicted_points", "recommendation", *PROBABILITY_KEY
 
 
 def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict]:
-    """One answer per row: every answering system's prediction, led by the best of them."""
-    lead = next((s for s in LEAD_ORDER if s in columns), None)
+    """One answer per row: every answering system's prediction, led by the best of them that predicted
+    the row (one that abstained there does not lead it)."""
     lines = [None if v != v else v for v in batch.line.tolist()]
     out = []
     for i, row_line in enumerate(lines):
@@ -411,6 +415,7 @@ def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict
                      for name, c in columns.items()}
         item: dict[str, Any] = {"player_id": batch.player_id[i], "game_date": batch.game_date[i],
                                 "game_id": batch.game_id[i], "line": row_line, "systems": systems_i}
+        lead = next((s for s in LEAD_ORDER if s in columns and systems_i[s]["predicted_points"] is not None), None)
         if lead is not None:
             led = systems_i[lead]
             item.update(system=lead, **{key: led[key] for key in ANSWER_KEYS if key != "version"})

@@ -43,10 +43,10 @@ class BacktestResult:
     def render(self) -> str:
         """One row per market and system: the figures issue readers compare (MAE, the line's, Brier, ...)."""
         keys = ("test_mae", "test_model_mae_on_lines", "test_line_mae", "test_hit_rate", "test_brier", "test_ece",
-                "n_test_lines")
+                "test_brier_graded", "test_ece_graded", "n_test_lines")
         rows = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for name, values in self.metrics.items():
-            rows.append(f"| {name} | " + " | ".join(f"{values[k]:.3f}" if k in values else "" for k in keys) + " |")
+            rows.append(f"| {name} | " + " | ".join(f"{values[k]:.4f}" if k in values else "" for k in keys) + " |")
         return "\n".join(rows)
 
 
@@ -80,12 +80,12 @@ def _fold_predictions(store: pd.DataFrame, first: dt.date, last: dt.date, spec: 
     out: Fold = {}
     for system in spec.systems:  # the table's order: members before the ensemble
         module = systems.module(system)
-        members = dict(bundles) if module.COMBINES else {}
+        members = {name: bundles[name] for name in systems.members_of(system, tuple(bundles))}
         model = module.fit(params[system], splits, spec.seed, None, members)
         bundles[system] = bundle = Bundle({"kind": module.KIND, "features": splits.features}, model, members)
         val, test = (bundle.predict(splits.x(part)) for part in ("val", "test"))
-        out[system] = (test, probability.fit(market.distribution, splits.y("val"), val,
-                                             line=splits.val[market.line_feature].to_numpy(float)))
+        out[system] = (test, systems.fit_distribution(system, model, market.distribution, splits.y("val"), val,
+                                                      splits.val[market.line_feature].to_numpy(float)))
     return splits.test, out
 
 

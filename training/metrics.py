@@ -12,23 +12,33 @@ from registry.predictions import priced
 WITHIN = 3.0  # of the market's unit; within_3_pct is a points figure, kept for every market alike
 
 
+def _errors(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Absolute errors of the rows that have a prediction: a system that abstains (no line) is scored
+    on the games it predicted (NaN, not 0, where it predicted none)."""
+    error = np.abs(np.asarray(actual, float) - np.asarray(predicted, float))
+    return error[~np.isnan(np.asarray(predicted, float))]
+
+
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float))))
+    error = _errors(actual, predicted)
+    return float(np.mean(error)) if len(error) else float("nan")
 
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(predicted, float)) ** 2)))
+    error = _errors(actual, predicted)
+    return float(np.sqrt(np.mean(error**2))) if len(error) else float("nan")
 
 
 def within_pct(actual: np.ndarray, predicted: np.ndarray) -> float:
-    return float(100 * np.mean(np.abs(np.asarray(actual, float) - np.asarray(predicted, float)) <= WITHIN))
+    error = _errors(actual, predicted)
+    return float(100 * np.mean(error <= WITHIN)) if len(error) else float("nan")
 
 
 def line_metrics(frame: pd.DataFrame, predicted: np.ndarray, market: Market, params: dict,
                  prefix: str = "test") -> dict[str, float]:
     """:func:`priced_metrics` of the market's posted lines in ``frame``, priced with the distribution ``params``."""
     line = frame[market.line_feature].to_numpy(float)
-    has_line = ~np.isnan(line)
+    has_line = ~np.isnan(line) & ~np.isnan(np.asarray(predicted, float))
     pred, line = np.asarray(predicted, float)[has_line], line[has_line]
     prices = priced(probability.probabilities(params, pred, line), line)
     return priced_metrics(frame[market.name].to_numpy(float)[has_line], pred, prices, prefix)
@@ -48,6 +58,9 @@ def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, 
     over = actual[decided] > line[decided]
     counted = calls != "PASS"
     p_over = np.asarray(prices["p_over"], float)[decided]
+    # the probability a graded bet wins with, scored on the same graded outcomes: on a whole-number line
+    # P(over) leaves P(push) out, so scoring it against outcomes without their pushes under-forecasts the over
+    wins = probability.over_wins(p_over, np.asarray(prices["p_under"], float)[decided])
     return {
         f"{prefix}_line_mae": mae(actual, line),
         f"{prefix}_model_mae_on_lines": mae(actual, predicted),
@@ -56,6 +69,8 @@ def priced_metrics(actual: np.ndarray, predicted: np.ndarray, prices: dict[str, 
         if counted.any() else float("nan"),
         f"{prefix}_brier": probability.brier(p_over, over),
         f"{prefix}_ece": probability.expected_calibration_error(p_over, over),
+        f"{prefix}_brier_graded": probability.brier(wins, over),
+        f"{prefix}_ece_graded": probability.expected_calibration_error(wins, over),
         f"n_{prefix}_lines": float(len(line)),
         f"n_{prefix}_calls": float(counted.sum()),
     }

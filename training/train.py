@@ -30,7 +30,7 @@ from contracts import DEFAULT_EXPERIMENT, FEATURE_VERSION
 from features.backfill import backfill
 from features.store import read_store
 from markets import MARKETS
-from registry import probability, systems
+from registry import systems
 from registry.points_model import PYFUNC_ENTRY, Bundle, feature_signature, input_example, model_code_paths
 from registry.tracking import adopt_entry_run, experiment_id_for, run_link, runs_page
 from training import plots
@@ -116,7 +116,7 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
         params.update(study.best_params)
     if params:
         mlflow.log_params(params)
-    members = {name: r.bundle for name, r in done.items()} if module.COMBINES else {}
+    members = {name: done[name].bundle for name in systems.members_of(system, tuple(done))}
     model = module.fit(params, splits, spec.seed, None, members)
     meta = {"kind": module.KIND, "system": system, "market": splits.market.name, "features": splits.features,
             "feature_version": FEATURE_VERSION}
@@ -148,8 +148,9 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         preds = {p: bundle.predict(splits.x(p), known[p]) for p in PARTS}
         actual = {p: splits.y(p) for p in PARTS}
         # the validation rows' posted lines (where the store has them) fit how far to trust the line over the model
-        bundle.meta["probability"] = probability.fit(market.distribution, actual["val"], preds["val"],
-                                                     line=splits.val[market.line_feature].to_numpy(float))
+        val_line = splits.val[market.line_feature].to_numpy(float)
+        bundle.meta["probability"] = systems.fit_distribution(system, bundle.model, market.distribution, actual["val"],
+                                                              preds["val"], val_line)
         metrics = contract_metrics(actual, preds, splits.test, market, bundle.meta["probability"])
         mlflow.log_metrics(metrics)
         folder = workdir / name
@@ -159,11 +160,12 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         label = "weights" if bundle.members else "feature_importance"
         mlflow.log_dict(dict(sorted(importances.items(), key=lambda kv: -kv[1])), f"{label}.json")
         _log_figure(plots.feature_importance(importances, f"{system}: {label.replace('_', ' ')}"), label)
-        _log_figure(plots.residuals(actual["test"], preds["test"], f"{system}: test residuals"), "residuals")
-        _log_figure(plots.predicted_vs_actual(actual["test"], preds["test"], f"{system}: test"),
-                    "predicted_vs_actual")
-        _log_figure(plots.calibration(actual["test"], preds["test"], f"{system}: calibration (test)"),
-                    "calibration")
+        shown = ~np.isnan(preds["test"])  # a system that abstains is plotted on the games it predicted
+        if shown.any():
+            test_actual, test_pred = actual["test"][shown], preds["test"][shown]
+            _log_figure(plots.residuals(test_actual, test_pred, f"{system}: test residuals"), "residuals")
+            _log_figure(plots.predicted_vs_actual(test_actual, test_pred, f"{system}: test"), "predicted_vs_actual")
+            _log_figure(plots.calibration(test_actual, test_pred, f"{system}: calibration (test)"), "calibration")
 
         info = mlflow.pyfunc.log_model(
             name=name.replace(".", "-"), python_model=str(PYFUNC_ENTRY), artifacts={"bundle": str(folder)},

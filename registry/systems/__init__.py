@@ -5,12 +5,15 @@ iterate the table instead of switching on names:
 
 * ``NAME`` (from ``contracts``), ``KIND`` (written into the bundle, maps a bundle back to its module),
   ``TUNED`` (has a search space in the experiment spec), ``COMBINES`` (fitted on the bundles of the
-  systems before it in the table, and predicts by combining theirs);
+  systems before it in the table that its ``members(available)`` names, and predicts by combining
+  theirs), ``ABSTAINS`` (may predict NaN for a row: no prediction, e.g. a game without a posted line);
 * ``fit(params, splits, seed, report=None, members=None) -> model``: ``params`` are the spec's fixed
   parameters, overlaid with a trial's or the tuned ones; ``report(step, val_mae)`` may raise to stop a
   trial early; ``members`` are the finished bundles a combining system is fitted on;
-* ``predict(model, x)`` (a float matrix in the bundle's feature order), or ``combine(model, parts)``
-  for a combining system (its members' predictions by name);
+* ``predict(model, x)`` (a float matrix in the bundle's feature order), or ``combine(model, parts, x)``
+  for a combining system (its members' predictions by name, and the same matrix);
+* optionally ``fit_distribution(model, distribution, actual, predicted, line)``: the predictive
+  distribution of a system that fits its own (``registry.probability.fit`` on validation otherwise);
 * ``save(model, folder) -> meta``, ``load(meta, folder) -> model``: the model's part of the bundle;
 * ``importances(model, splits) -> {name: value}``: what the run logs as its importance chart.
 
@@ -24,7 +27,10 @@ import importlib
 from functools import cache
 from types import ModuleType
 
+import numpy as np
+
 from contracts import SYSTEMS
+from registry import probability
 
 
 @cache
@@ -45,3 +51,24 @@ def by_kind(kind: str) -> ModuleType:
 
 def tuned_systems() -> tuple[str, ...]:
     return tuple(name for name in SYSTEMS if module(name).TUNED)
+
+
+def members_of(name: str, available: tuple[str, ...]) -> tuple[str, ...]:
+    """The systems, of those fitted before it, whose bundles a system is fitted on (none unless it combines)."""
+    chosen = module(name)
+    return tuple(chosen.members(available)) if chosen.COMBINES else ()
+
+
+def fit_distribution(name: str, model: object, distribution: str, actual: np.ndarray, predicted: np.ndarray,
+                     line: np.ndarray) -> dict:
+    """A system's predictive distribution from its validation rows (``registry/probability.py``): its
+    own where it fits one, since a system that abstains has no prediction on most of those rows."""
+    own = getattr(module(name), "fit_distribution", None)
+    if own is not None:
+        return own(model, distribution, actual, predicted, line)
+    return probability.fit(distribution, actual, predicted, line=line)
+
+
+def abstained(system: ModuleType, predicted: np.ndarray) -> np.ndarray:
+    """Rows where a NaN prediction is an abstention (a system that ``ABSTAINS``), not a failure."""
+    return np.isnan(np.asarray(predicted, float)) & bool(system.ABSTAINS)

@@ -24,6 +24,7 @@ NAME = ENSEMBLE_V1
 KIND = "ensemble"
 TUNED = False
 COMBINES = True
+ABSTAINS = False
 
 
 def fit_weights(val_predictions: Mapping[str, np.ndarray], actual: np.ndarray) -> dict[str, float]:
@@ -52,7 +53,12 @@ def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int
     return fit_weights({name: member.predict(x_val) for name, member in members.items()}, splits.y("val"))
 
 
-def combine(model: dict[str, float], parts: Mapping[str, np.ndarray]) -> np.ndarray:
+def members(available: tuple[str, ...]) -> tuple[str, ...]:
+    """Every system fitted before it."""
+    return available
+
+
+def combine(model: dict[str, float], parts: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return sum(weight * np.asarray(parts[name], float) for name, weight in model.items())
 
 

@@ -23,6 +23,7 @@ NAME = MOVING_AVERAGE
 KIND = "moving_average"
 TUNED = False
 COMBINES = False
+ABSTAINS = False
 CANDIDATES = ("{m}_avg_last_5", "{m}_avg_last_10", "{m}_avg_season", "{m}_ewm_10")  # {m}: the market
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry import probability
+from training.metrics import priced_metrics
 
 RNG = np.random.default_rng(7)
 PREDICTED = RNG.uniform(0.5, 30.0, 3000)
@@ -168,3 +169,14 @@ def test_hit_rate_by_confidence_buckets() -> None:
     buckets = probability.hit_rate_by_confidence(confidence, won, edges=(0.524, 0.55, 0.6, 1.0))
     assert [(b["n"], b["wins"]) for b in buckets] == [(1, 1), (2, 1), (2, 2)]
     assert buckets[1]["hit_rate"] == 0.5
+
+
+def test_a_push_share_is_not_scored_as_an_under_forecast_of_the_over() -> None:
+    """On a whole line, P(over) 0.425 with P(push) 0.15 is even odds once graded: its Brier score against
+    the graded outcomes (pushes left out) is 0.2556, that of P(over | graded) exactly 0.25."""
+    line, actual = np.array([10.0, 10.0, 10.0]), np.array([12.0, 7.0, 10.0])  # over, under, push
+    prices = {"line": line, "recommendation": np.array(["PASS"] * 3), "p_over": np.full(3, 0.425),
+              "p_under": np.full(3, 0.425)}
+    scores = priced_metrics(actual, actual, prices)
+    assert scores["test_brier"] == pytest.approx((0.575**2 + 0.425**2) / 2)
+    assert scores["test_brier_graded"] == pytest.approx(0.25) and scores["test_ece_graded"] == pytest.approx(0.0)
