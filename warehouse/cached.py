@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Collection
 
 import pandas as pd
 
@@ -34,14 +35,15 @@ class CachedTables(Warehouse):
             return self._held[schema.name]
 
     def read(self, schema: TableSchema, date_range: DateRange | None = None,
-             equals: dict[str, object] | None = None) -> pd.DataFrame:
+             equals: dict[str, object] | None = None, dates: Collection[dt.date] | None = None) -> pd.DataFrame:
         if schema.name not in self._held:
-            return self.inner.read(schema, date_range, equals)
+            return self.inner.read(schema, date_range, equals, dates)
         rows = self._rows(schema)
-        keep = pd.Series(True, index=rows.index)
+        keep, day = pd.Series(True, index=rows.index), rows[schema.date_column]
         if date_range is not None:
-            dates = rows[schema.date_column]
-            keep &= (dates >= _day(date_range[0])) & (dates <= _day(date_range[1]))
+            keep &= (day >= _day(date_range[0])) & (day <= _day(date_range[1]))
+        if dates is not None:
+            keep &= day.isin({_day(d) for d in dates})
         for col, value in (equals or {}).items():
             if col not in schema.column_names:
                 raise WarehouseError(f"{schema.name} has no column {col!r}")

@@ -16,6 +16,7 @@ def reads(store: Warehouse) -> list[pd.DataFrame]:
     return [store.read(BOX_SCORES_SCHEMA),
             store.read(BOX_SCORES_SCHEMA, (dt.date(2024, 10, 23), dt.date(2024, 10, 24))),
             store.read(BOX_SCORES_SCHEMA, equals={"team": "BOS"}),
+            store.read(BOX_SCORES_SCHEMA, dates=[dt.date(2024, 10, 25), dt.date(2024, 10, 22)]),
             store.read(BOX_SCORES_SCHEMA, (dt.date(2024, 10, 22), dt.date(2024, 10, 30)), {"win": True})]
 
 
