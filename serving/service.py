@@ -60,10 +60,10 @@ from serving.events import DateReady, EventBus, bus_from_url
 from serving.openapi import AUTH, INVALID, NOT_JSON, TOO_LARGE, Problem, problem
 from serving.worker import SHUTDOWN_SECONDS, Siblings, create_app, validation_errors
 from warehouse import Warehouse, WarehouseError, connect
-from warehouse.ingest import InputError, confined_sources
+from warehouse.ingest import InputError, InputTooLarge, confined_sources
 
 MAX_JOBS = 500  # jobs kept for GET /jobs: the oldest finished ones are forgotten first
-MAX_INPUT_BYTES = 256 * 2**20  # the files one /backfill may read, all together
+MAX_INPUT_BYTES = 256 * 2**20  # the files one /backfill may read, all together, a gzip file as it inflates
 MAX_BODY_BYTES = 2**20  # a slate of every game of a date with its players listed takes a few KiB
 MAX_RUNNING_PREDICTIONS = 2  # predictions run at once; the others wait their turn, queued
 MAX_PENDING_PREDICTIONS = 32  # predictions queued or running; /start past it is a 429
@@ -428,7 +428,10 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
         return state
 
     @guarded.post("/backfill", status_code=202, response_model=BackfillJob,
-                  responses={409: {"model": RebuildBusy, "description": "a rebuild is running; retry once it ends"}})
+                  responses={409: {"model": RebuildBusy, "description": "a rebuild is running; retry once it ends"},
+                             413: {**TOO_LARGE[413], **problem(
+                                 f"the body is over the limit (text), or the files it names hold over "
+                                 f"{MAX_INPUT_BYTES // 2**20} MiB, a gzip file counted decompressed (a problem)")}})
     def start_backfill(request: BackfillRequest) -> Any:
         root = settings.data_root()
         try:
@@ -437,7 +440,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
             job = jobs.start_backfill(box_scores, lines, *request.clipped(),
                                       (lambda day: bus.publish(DateReady(day))) if bus is not None else None, root)
         except InputError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(413 if isinstance(exc, InputTooLarge) else 422, str(exc)) from None
         except RebuildRunning as exc:
             return JSONResponse({"detail": str(exc), "job": exc.job}, status_code=409)
         return jobs.snapshot(job)
