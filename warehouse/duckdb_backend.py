@@ -187,6 +187,11 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f'DELETE FROM "{schema.name}" WHERE {superseded}')
                 con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')
                 con.execute("COMMIT")
+            except duckdb.IOException as exc:  # a full disk, a file past its size limit: the OS refused a write
+                con.execute("ROLLBACK")
+                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise WarehouseError(f"{schema.name}: {len(frame)} row(s) could not be written to {self.url} "
+                                     f"({cause}); the write was rolled back, nothing of it is stored") from None
             except Exception:
                 con.execute("ROLLBACK")
                 raise
