@@ -53,6 +53,7 @@ import settings
 from contracts import season_window
 from features.backfill import backfill
 from features.slate import slate_frame
+from serving import deadlines
 from serving.auth import BEARER, bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
@@ -457,8 +458,8 @@ def _worker_process(host: str, port: int, poll_seconds: float, wake: Event, aske
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS)).run(
-        sockets=[listener])
+    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+                                  http=deadlines.HTTP)).run(sockets=[listener])
 
 
 class _Server(uvicorn.Server):
@@ -485,7 +486,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     bus = bus_from_url(event_bus)
     coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
     servers = [_Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info",
-                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS))]
+                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP))]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no DuckDB or MLflow state forked
     asked, wakes = spawn.Event(), [spawn.Event() for _ in range(workers if workers > 1 else 0)]
     processes = [spawn.Process(target=_worker_process, args=(host, port, poll_seconds, wake, asked),
@@ -493,7 +494,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     if not processes:
         worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
         servers.append(_Server(uvicorn.Config(worker, host=host, port=port, log_level="info",
-                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS)))
+                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP)))
 
     def stop(sig: signal.Signals) -> None:
         for server in servers:
