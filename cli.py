@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from contracts import DEFAULT_EXPERIMENT, ENTRY_POINTS, SYSTEMS, season_window
 from live import defaults
 from markets import DEFAULT_MARKET, MARKET_NAMES, MarketError, parse_markets
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # writes the OS refuses for want of room
 # the platform's own loggers (its top-level packages); third-party ones stay at WARNING unless -v
 PLATFORM_LOGGERS = ("features", "live", "monitoring", "registry", "serving", "sources", "training", "warehouse")
 # third-party output that ignores the root logger's level: MLflow's logger (configured on import from
@@ -616,6 +618,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, InputError, WarehouseError, ConfigError, SplitError, StorageError, PromotionError,
             CoordinatorError, EventError, AlertConfigError, settings.SettingError) as exc:
         print(settings.hide_secrets(f"{args.command}: {exc}"), file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in FULL_DISK:
+            raise
+        # a model artifact, a plot, a lock file: written by MLflow or a library, named by the OS
+        print(settings.hide_secrets(f"{args.command}: could not write {exc.filename or 'a file'}: {exc.strerror}; "
+                                    "free space and run it again"), file=sys.stderr)
         return 2
 
 

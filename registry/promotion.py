@@ -64,6 +64,11 @@ class PromotionError(ValueError):
     """A promotion or rollback that cannot be carried out; the message says why."""
 
 
+class UnusableModel(PromotionError):
+    """A version whose artifact was fetched but does not load or predict (a corrupt or truncated file):
+    a challenger like it is refused, and recorded as refused, as the gate refuses a weak one."""
+
+
 @dataclass
 class Event:
     action: str  # promote | refuse | rollback
@@ -358,10 +363,25 @@ def held_out_games(client: MlflowClient, system: str, version: str, warehouse: W
 
 
 def _errors(system: str, version: str, rows) -> np.ndarray:
+    """The version's absolute errors on ``rows``. Fetching its artifact is the registry's part (a failure
+    there propagates as the registry's); what fails after, loading or predicting, is the version's own
+    fault: :class:`UnusableModel`, in one sentence rather than the model library's traceback."""
     market = registered(system)[0]
-    model = mlflow.pyfunc.load_model(f"models:/{system}/{version}")
-    predicted = np.asarray(model.predict(rows[feature_names(market)].astype(float)), dtype=float)
+    local = mlflow.artifacts.download_artifacts(f"models:/{system}/{version}")
+    try:
+        model = mlflow.pyfunc.load_model(local)
+    except Exception as exc:
+        raise UnusableModel(f"{system} v{version}'s model does not load ({_first_line(exc)})") from None
+    try:
+        predicted = np.asarray(model.predict(rows[feature_names(market)].astype(float)), dtype=float)
+    except Exception as exc:
+        raise UnusableModel(f"{system} v{version}'s model does not predict ({_first_line(exc)})") from None
     return np.abs(rows[market.name].to_numpy(float) - predicted)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def promote(system: str, version: str | None = None, min_improvement: float = 0.0, force: bool = False,
@@ -386,7 +406,13 @@ def promote(system: str, version: str | None = None, min_improvement: float = 0.
                                                             "nothing changed"))
 
         rows, start, end = held_out_games(client, system, version, warehouse)
-        challenger_err = _errors(system, version, rows)
+        try:
+            challenger_err = _errors(system, version, rows)
+        except UnusableModel as exc:  # no force promotes it: no worker would load it either
+            event = Event("refuse", system, version, champion, who, _now(), reason=str(exc))
+            _record(client, event)
+            stays = f"; production v{champion} stays" if champion is not None else ""
+            return Decision(False, event, _reported(repairs, f"refused: {exc}{stays}"))
         predicted = ~np.isnan(challenger_err)  # a system that abstains (no line) is judged on the games it predicts
         if not predicted.any():  # nothing to judge it on: it may stand in for no champion, never replace one
             why = (f"{system} v{version} predicts none of the {len(rows)} games of its test window {start} .. {end} "

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from serving import deadlines
 from serving.coordinator import CoordinatorError
 from serving.worker import SHUTDOWN_SECONDS, create_app
 from warehouse import Warehouse
@@ -26,7 +27,7 @@ def free_port() -> int:
 def running(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 until the block ends; yields its base URL once it accepts requests."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
-                                           timeout_graceful_shutdown=SHUTDOWN_SECONDS))
+                                           timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP))
     started = threading.Event()
     original = server.startup
 

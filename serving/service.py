@@ -53,6 +53,7 @@ import settings
 from contracts import season_window
 from features.backfill import backfill
 from features.slate import slate_frame
+from serving import deadlines
 from serving.auth import BEARER, bearer_guard
 from serving.coordinator import CoordinatorError, DateRun, predict_date
 from serving.docs import offline_docs
@@ -60,10 +61,10 @@ from serving.events import DateReady, EventBus, bus_from_url
 from serving.openapi import AUTH, INVALID, NOT_JSON, TOO_LARGE, Problem, problem
 from serving.worker import SHUTDOWN_SECONDS, Siblings, create_app, validation_errors
 from warehouse import Warehouse, WarehouseError, connect
-from warehouse.ingest import InputError, confined_sources
+from warehouse.ingest import InputError, InputTooLarge, confined_sources
 
 MAX_JOBS = 500  # jobs kept for GET /jobs: the oldest finished ones are forgotten first
-MAX_INPUT_BYTES = 256 * 2**20  # the files one /backfill may read, all together
+MAX_INPUT_BYTES = 256 * 2**20  # the files one /backfill may read, all together, a gzip file as it inflates
 MAX_BODY_BYTES = 2**20  # a slate of every game of a date with its players listed takes a few KiB
 MAX_RUNNING_PREDICTIONS = 2  # predictions run at once; the others wait their turn, queued
 MAX_PENDING_PREDICTIONS = 32  # predictions queued or running; /start past it is a 429
@@ -428,7 +429,10 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
         return state
 
     @guarded.post("/backfill", status_code=202, response_model=BackfillJob,
-                  responses={409: {"model": RebuildBusy, "description": "a rebuild is running; retry once it ends"}})
+                  responses={409: {"model": RebuildBusy, "description": "a rebuild is running; retry once it ends"},
+                             413: {**TOO_LARGE[413], **problem(
+                                 f"the body is over the limit (text), or the files it names hold over "
+                                 f"{MAX_INPUT_BYTES // 2**20} MiB, a gzip file counted decompressed (a problem)")}})
     def start_backfill(request: BackfillRequest) -> Any:
         root = settings.data_root()
         try:
@@ -437,7 +441,7 @@ def create_coordinator_app(worker_url: str, warehouse: Warehouse | None = None, 
             job = jobs.start_backfill(box_scores, lines, *request.clipped(),
                                       (lambda day: bus.publish(DateReady(day))) if bus is not None else None, root)
         except InputError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(413 if isinstance(exc, InputTooLarge) else 422, str(exc)) from None
         except RebuildRunning as exc:
             return JSONResponse({"detail": str(exc), "job": exc.job}, status_code=409)
         return jobs.snapshot(job)
@@ -454,8 +458,8 @@ def _worker_process(host: str, port: int, poll_seconds: float, wake: Event, aske
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))
-    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS)).run(
-        sockets=[listener])
+    uvicorn.Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+                                  http=deadlines.HTTP)).run(sockets=[listener])
 
 
 class _Server(uvicorn.Server):
@@ -482,7 +486,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     bus = bus_from_url(event_bus)
     coordinator = create_coordinator_app(f"http://{host}:{port}", warehouse, bus=bus)
     servers = [_Server(uvicorn.Config(coordinator, host=host, port=port + 1, log_level="info",
-                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS))]
+                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP))]
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no DuckDB or MLflow state forked
     asked, wakes = spawn.Event(), [spawn.Event() for _ in range(workers if workers > 1 else 0)]
     processes = [spawn.Process(target=_worker_process, args=(host, port, poll_seconds, wake, asked),
@@ -490,7 +494,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
     if not processes:
         worker = create_app(warehouse=warehouse, poll_seconds=poll_seconds)
         servers.append(_Server(uvicorn.Config(worker, host=host, port=port, log_level="info",
-                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS)))
+                                              timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP)))
 
     def stop(sig: signal.Signals) -> None:
         for server in servers:

@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 import settings
 from contracts import SYSTEMS
 from features.definitions import FEATURE_NAMES, feature_names
-from features.store import read_store
+from features.store import REBUILD, read_store
 from markets import DEFAULT_MARKET, MARKET_NAMES, MARKETS, Market
 from registry.predictions import priced
 from registry.systems import abstained
@@ -229,12 +229,22 @@ class FeatureCache:
         self._lock = threading.Lock()
         self.failure: str | None = None
 
+    def missing_store(self) -> str | None:
+        """Why the store cannot be read at all, asked afresh each time (a stat): a deleted warehouse
+        file is an outage, which no cached row may hide, and it ends when the file is back."""
+        if self.warehouse.exists():
+            return None
+        return f"the warehouse {self.warehouse.url} does not exist (deleted, or never built): build it with `{REBUILD}`"
+
     def rows_of(self, wanted: dict[dt.date, set[int]]) -> dict[dt.date, DateRows]:
         """The rows of each wanted date, with one warehouse read (a turn of the gate) for every
         date not cached, cached too long ago, or lacking a wanted player (rows may have been
         written since the cached read: a slate). The request keeps what it read, and its dates
         become the most recently used, so the other requests' dates are the ones dropped: no
         request reads a date twice, however many dates the others bring."""
+        missing = self.missing_store()
+        if missing:
+            raise WarehouseError(missing)
         now = time.monotonic()
         with self._lock:
             found = {day: self._dates[day] for day in wanted if day in self._dates}
@@ -550,8 +560,9 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
         found = {**models.errors}
         for name, error in list(failing.items()):
             found[name] = f"{found[name]}; {error}" if name in found else error
-        if cache.failure:
-            found["warehouse"] = cache.failure
+        missing_store = cache.missing_store()
+        if missing_store or cache.failure:
+            found["warehouse"] = missing_store or cache.failure
         return {name: settings.public_text(error) for name, error in found.items()}
 
     @app.get("/")

@@ -92,6 +92,12 @@ class Warehouse(ABC):
     def count(self, schema: TableSchema) -> int:
         """Rows in a table (0 when it does not exist)."""
 
+    def exists(self) -> bool:
+        """Whether the store itself is there. A read of a store that is not answers empty without
+        creating it, which a long-lived reader (the worker) must tell apart from "no rows yet": a
+        deleted file is an outage to report, not an empty season. True for a hosted store."""
+        return True
+
 
 def check_frame(schema: TableSchema, frame: pd.DataFrame) -> pd.DataFrame:
     """Columns in schema order, keys unique and present: checked before any write starts."""

@@ -64,6 +64,9 @@ class CachedTables(Warehouse):
     def count(self, schema: TableSchema) -> int:
         return len(self._rows(schema)) if schema.name in self._held else self.inner.count(schema)
 
+    def exists(self) -> bool:
+        return self.inner.exists()
+
 
 def _day(value: object) -> dt.date:
     return pd.Timestamp(value).date()

@@ -88,7 +88,9 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = Path(url.removeprefix("duckdb:///"))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
 
     @contextmanager
     def _connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -97,9 +99,11 @@ class DuckDBWarehouse(Warehouse):
         (a backfill may queue behind another), a reader only ``READ_WAIT_SECONDS``, then
         :class:`WarehouseBusy`, so a request that reads is answered in seconds, not minutes."""
         deadline = time.monotonic() + (READ_WAIT_SECONDS if read_only else LOCK_WAIT_SECONDS)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # only a write makes the file (and its folder)
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.ConnectionException as exc:
                 if read_only and "different configuration" in str(exc):
@@ -153,6 +157,8 @@ class DuckDBWarehouse(Warehouse):
         cols = ", ".join(f'"{c}"' for c in schema.column_names)
         order = ", ".join(f'"{k}"' for k in (schema.date_column, *schema.key)
                           if k in schema.column_names)
+        if not self.exists():  # no file, no table: a read never creates the warehouse
+            return _empty(schema)
         with self._connect(read_only=True) as con:
             if not self._exists(con, schema.name):
                 return _empty(schema)
@@ -181,6 +187,11 @@ class DuckDBWarehouse(Warehouse):
                 con.execute(f'DELETE FROM "{schema.name}" WHERE {superseded}')
                 con.execute(f'INSERT INTO "{schema.name}" ({cols}) SELECT {cols} FROM staged')
                 con.execute("COMMIT")
+            except duckdb.IOException as exc:  # a full disk, a file past its size limit: the OS refused a write
+                con.execute("ROLLBACK")
+                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise WarehouseError(f"{schema.name}: {len(frame)} row(s) could not be written to {self.url} "
+                                     f"({cause}); the write was rolled back, nothing of it is stored") from None
             except Exception:
                 con.execute("ROLLBACK")
                 raise
@@ -189,6 +200,8 @@ class DuckDBWarehouse(Warehouse):
         return len(frame)
 
     def count(self, schema: TableSchema) -> int:
+        if not self.exists():
+            return 0
         with self._connect(read_only=True) as con:
             if not self._exists(con, schema.name):
                 return 0

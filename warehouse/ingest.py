@@ -30,6 +30,14 @@ class InputError(ValueError):
     """A file that does not match its declared schema."""
 
 
+class InputTooLarge(InputError):
+    """Files that together hold more than one request may read, a gzip file counted by what it
+    inflates to: answered 413, since no change to the files' contents makes them acceptable."""
+
+
+INFLATE_CHUNK = 2**20  # a gzip file is counted this much at a time: the most of it held in memory
+
+
 # --- declared input schemas ---------------------------------------------------------------------
 BOX_SCORE_INTEGERS = ("PLAYER_ID", "MIN", "PTS", "FGM", "FGA", "FG3M", "FG3A", "FTM", "FTA", "OREB",
                       "DREB", "REB", "AST", "STL", "BLK", "TOV", "PF")
@@ -103,10 +111,30 @@ def confined_sources(field: str, source: str, root: Path, max_bytes: int) -> lis
             files[entry] = info.st_size
     if not files:
         raise InputError(f"{field}: no CSV or CSV.gz file found at {source[:120]!r} under the data root")
-    if sum(files.values()) > max_bytes:
-        raise InputError(f"{field}: {len(files)} file(s) hold {sum(files.values()) / 2**20:.0f} MiB, over the "
-                         f"{max_bytes / 2**20:.0f} MiB limit of one request")
+    total = sum(size for entry, size in files.items() if not entry.name.endswith(".gz"))
+    for entry in sorted(e for e in files if e.name.endswith(".gz")):
+        if total > max_bytes:
+            break
+        total += inflated_size(entry, max_bytes - total)
+    if total > max_bytes:
+        raise InputTooLarge(f"{field}: {len(files)} file(s) hold over {max_bytes / 2**20:.0f} MiB (a gzip file "
+                            "counted decompressed), the limit of one request")
     return sorted(files)
+
+
+def inflated_size(path: Path, limit: int) -> int:
+    """The bytes a gzip file inflates to, counted ``INFLATE_CHUNK`` at a time and no further than
+    just past ``limit``: its compressed size says nothing (a 1 MiB file may inflate to gigabytes), and
+    counting never holds more than a chunk. A file that is not gzip counts what it gave before failing;
+    its read names the problem."""
+    count = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while count <= limit and (chunk := stream.read(min(INFLATE_CHUNK, limit + 1 - count))):
+                count += len(chunk)
+    except (OSError, EOFError):
+        pass
+    return count
 
 
 def read_csv_cells(path: Path) -> pd.DataFrame:

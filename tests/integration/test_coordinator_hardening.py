@@ -4,16 +4,18 @@ data root, and the job list stays bounded."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from serving import service
 from serving.service import create_coordinator_app
-from warehouse import connect
+from warehouse import connect, ingest
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -68,7 +70,36 @@ def test_inputs_over_the_size_cap_are_refused(coordinator: TestClient, data_root
     (data_root / "box" / "big.csv").write_bytes(b"x" * 2048)
     monkeypatch.setattr(service, "MAX_INPUT_BYTES", 1024)
     status, detail = backfill(coordinator, box_scores="box/*.csv")
-    assert status == 422 and detail.startswith("box_scores: 1 file(s) hold") and "limit of one request" in detail
+    assert status == 413 and detail.startswith("box_scores: 1 file(s) hold") and "limit of one request" in detail
+
+
+def test_issue_15_row_11_the_size_cap_counts_a_gzip_file_as_it_inflates(
+        coordinator: TestClient, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzip bomb: 64 KiB that inflate to 64 MiB, under a 1 MiB cap. The cap counted compressed bytes,
+    so the request was taken and its job inflated all of it; now the request is refused, having
+    inflated no more than the cap, one bounded chunk at a time."""
+    (data_root / "box" / "bomb.csv.gz").write_bytes(gzip.compress(b"0" * 64 * 2**20))
+    (data_root / "box" / "small.csv.gz").write_bytes(gzip.compress(b"PLAYER_ID\n1\n"))
+    monkeypatch.setattr(service, "MAX_INPUT_BYTES", 2**20)
+    reads: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        stream = opened(*args, **kwargs)
+        read = stream.read
+        stream.read = lambda size=-1: reads.append(len(chunk := read(size))) or chunk
+        return stream
+
+    opened = gzip.open
+    monkeypatch.setattr(gzip, "open", counted)
+    status, detail = backfill(coordinator, box_scores="box/bomb.csv.gz")
+    assert (status, detail) == (413, "box_scores: 1 file(s) hold over 1 MiB (a gzip file counted decompressed), "
+                                     "the limit of one request")
+    assert 2**20 < sum(reads) <= 2**20 + 1 and max(reads) <= ingest.INFLATE_CHUNK
+    assert backfill(coordinator, box_scores="box/*.csv.gz")[0] == 413
+    answer = coordinator.post("/backfill", headers=AUTH, json={"start_date": "2025-01-10", "end_date": "2025-01-10",
+                                                               "box_scores": "box/small.csv.gz", "lines": "none"})
+    assert answer.status_code == 202  # a small gzip file is taken; its job says what is wrong with it
+    coordinator.app.state.jobs.wait(answer.json()["job"], timeout=60)
 
 
 def test_the_job_list_keeps_the_last_jobs(coordinator: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

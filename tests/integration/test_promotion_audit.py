@@ -17,6 +17,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+import cli
 from registry import promotion
 from registry.promotion import AUDIT_EXPERIMENT, DESCRIPTION_CHARS, Event, history, promote, rollback
 from serving.local import free_port
@@ -147,6 +148,32 @@ def test_the_reason_is_bounded_in_one_sentence(registry: str) -> None:
     with pytest.raises(promotion.PromotionError) as refused:
         rollback(SYSTEM, reason="x" * 501)
     assert str(refused.value) == "reason is 501 characters long; at most 500"
+
+
+def test_issue_15_row_12_a_corrupt_challenger_is_refused_in_one_sentence_and_recorded(
+        registry: str, october_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A version whose artifact is corrupt (here its bundle's meta.json cut short; a truncated XGBoost file
+    fails the same way): ``promote`` ended in the model library's traceback, with no refusal recorded."""
+    client = MlflowClient()
+    promote(SYSTEM, "1", warehouse=connect(october_store))
+    copy = Path(mlflow.artifacts.download_artifacts(f"models:/{SYSTEM}/1", dst_path=str(tmp_path / "copy")))
+    meta = next(copy.rglob("meta.json"))
+    meta.write_text(meta.read_text()[:40])
+    corrupt = client.create_model_version(SYSTEM, copy.as_uri(), run_id=client.get_model_version(SYSTEM, "1").run_id)
+    version = str(corrupt.version)
+    decision = promote(SYSTEM, version, warehouse=connect(october_store))
+    assert not decision.promoted
+    assert decision.message.startswith(f"refused: {SYSTEM} v{version}'s model does not load "
+                                       "(JSONDecodeError: ")
+    assert decision.message.endswith("); production v1 stays") and "\n" not in decision.message
+    assert history(SYSTEM)[-1].action == "refuse" and "does not load" in history(SYSTEM)[-1].reason
+    assert client.get_model_version(SYSTEM, version).tags["refused_by"] == "ops"
+    assert cli.main(["-q", "promote", "--system", SYSTEM, "--version", version, "--force", "true",
+                     "--reason", "try anyway"]) == 1  # the gate's refusal code: force overrides the gate, not this
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1 and out.startswith("refused: ") and "Traceback" not in out + err
+    assert [e.action for e in history(SYSTEM)] == ["promote", "refuse", "refuse"]
+    assert promotion.production_version(client, SYSTEM) == "1"
 
 
 # --- the registered model's page in a browser ----------------------------------------------------

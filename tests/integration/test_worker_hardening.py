@@ -320,6 +320,36 @@ def test_a_locked_warehouse_is_a_quick_503_and_health_says_so(worker: TestClient
     assert worker.get("/health").json()["status"] == "ok"
 
 
+def test_issue_15_row_10_a_deleted_warehouse_is_a_503_and_never_made_again(worker: TestClient,
+                                                                            store: DuckDBWarehouse) -> None:
+    """The warehouse file deleted while the worker serves: a read made an empty DuckDB file, and the
+    answers became "no feature row" (or the cached rows) with ``/health`` ok."""
+    assert worker.post("/predict", json=games(101)).status_code == 200  # the date is cached now
+    store.path.unlink()
+    response = worker.post("/predict", json=games(101))
+    health = worker.get("/health")
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail.startswith("the feature store cannot be read now: the warehouse duckdb:///…/store.duckdb "
+                             "does not exist (deleted, or never built)")
+    assert detail.count(". ") == 0 and str(store.path.parent) not in detail  # one sentence, no server path
+    assert health.status_code == 200 and health.json()["status"] == "degraded"
+    assert "does not exist" in health.json()["errors"]["warehouse"]
+    assert worker.post("/predict", json={"rows": [dict.fromkeys(FEATURE_NAMES, 1.0)]}).status_code == 200
+    assert not store.path.exists()
+    assert store.read(FEATURE_STORE_SCHEMA).empty and store.count(FEATURE_STORE_SCHEMA) == 0
+    assert not store.path.exists()  # a read answers empty without making the file
+    store.write(FEATURE_STORE_SCHEMA, feature_rows(DAY, PLAYERS))  # a backfill builds it again
+    assert worker.post("/predict", json=games(101)).status_code == 200
+    assert worker.get("/health").json()["status"] == "ok"
+
+
+def test_issue_15_row_10_a_read_never_makes_the_warehouse_folder(tmp_path: Path) -> None:
+    warehouse = DuckDBWarehouse(f"duckdb:///{tmp_path / 'absent' / 'store.duckdb'}")
+    assert warehouse.read(FEATURE_STORE_SCHEMA).empty and warehouse.count(FEATURE_STORE_SCHEMA) == 0
+    assert not (tmp_path / "absent").exists()
+
+
 # --- row 12: the bearer scheme, a deleted alias -------------------------------------------------
 @pytest.mark.parametrize(("header", "status"), [(TOKEN, 401), (f"Token {TOKEN}", 401), (f"Bearer {TOKEN}x", 401),
                                                 (f"Bearer {TOKEN}", 200), (f"bearer {TOKEN}", 200)])
