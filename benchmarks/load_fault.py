@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +168,8 @@ async def spread_load(url: str, bodies: list[tuple[str, bytes]]) -> dict[str, An
     """``bodies`` at ``CONCURRENCY``; every answer must hold every game, from the healthy systems."""
     gate = asyncio.Semaphore(CONCURRENCY)
     latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    errors: dict[str, int] = {}
-
-    def count(table: dict[str, int], key: str) -> None:
-        table[key] = table.get(key, 0) + 1
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
 
     async def one(http: httpx.AsyncClient, body: bytes) -> None:
         async with gate:
@@ -179,15 +177,15 @@ async def spread_load(url: str, bodies: list[tuple[str, bytes]]) -> dict[str, An
             try:
                 response = await http.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
             except httpx.HTTPError as exc:
-                count(errors, exc.__class__.__name__)
+                errors[exc.__class__.__name__] += 1
                 return
-            count(statuses, str(response.status_code))
+            statuses[str(response.status_code)] += 1
             if response.status_code != 200:
-                count(errors, f"HTTP {response.status_code}")
+                errors[f"HTTP {response.status_code}"] += 1
                 return
             answer = response.json()
             if len(answer["predictions"]) != SPREAD_DATES_PER_REQUEST or not healthy_answered("games", answer):
-                count(errors, "a game or a healthy system missing from a 200")
+                errors["a game or a healthy system missing from a 200"] += 1
                 return
             latencies.append(time.perf_counter() - started)
 
@@ -197,7 +195,7 @@ async def spread_load(url: str, bodies: list[tuple[str, bytes]]) -> dict[str, An
         started = time.perf_counter()
         await asyncio.gather(*(one(http, body) for _, body in bodies))
         seconds = time.perf_counter() - started
-    return {"latencies": latencies, "statuses": statuses, "errors": errors, "seconds": seconds}
+    return {"latencies": latencies, "statuses": dict(statuses), "errors": dict(errors), "seconds": seconds}
 
 
 async def stop_in_flight(url: str, serve: subprocess.Popen, bodies: list[tuple[str, bytes]]) -> dict[str, Any]:
@@ -232,16 +230,13 @@ async def load(url: str, bodies: list[tuple[str, bytes]], versions: list[str]) -
 
     gate = asyncio.Semaphore(CONCURRENCY)
     latencies: dict[str, list[float]] = {"games": [], "table": []}
-    statuses: dict[str, int] = {}
-    errors: dict[str, int] = {}
-    seen_versions: dict[str, int] = {}
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    seen_versions: Counter[str] = Counter()
     broken_reported = 0
     done = 0
     swaps: list[dict[str, Any]] = []
     client = MlflowClient()
-
-    def count(table: dict[str, int], key: str) -> None:
-        table[key] = table.get(key, 0) + 1
 
     async def one(http: httpx.AsyncClient, kind: str, body: bytes) -> None:
         nonlocal done, broken_reported
@@ -250,23 +245,23 @@ async def load(url: str, bodies: list[tuple[str, bytes]], versions: list[str]) -
             try:
                 response = await http.post(f"{url}/predict", content=body, headers={"content-type": "application/json"})
             except httpx.HTTPError as exc:
-                count(errors, exc.__class__.__name__)
+                errors[exc.__class__.__name__] += 1
                 return
             finally:
                 done += 1
-            count(statuses, str(response.status_code))
+            statuses[str(response.status_code)] += 1
             if response.status_code != 200:
-                count(errors, f"HTTP {response.status_code}")
+                errors[f"HTTP {response.status_code}"] += 1
                 return
             answer = response.json()
             if not healthy_answered(kind, answer):
-                count(errors, "a healthy system missing from a 200")
+                errors["a healthy system missing from a 200"] += 1
                 return
             latencies[kind].append(time.perf_counter() - started)
             broken_reported += BROKEN in answer["errors"]
             version = (answer["columns"][XGBOOST_V1]["version"] if kind == "table"
                        else answer["predictions"][0]["systems"][XGBOOST_V1]["version"])
-            count(seen_versions, version)
+            seen_versions[version] += 1
 
     async def swapper(http: httpx.AsyncClient) -> None:
         for k in range(SWAPS):
@@ -286,8 +281,9 @@ async def load(url: str, bodies: list[tuple[str, bytes]], versions: list[str]) -
         started = time.perf_counter()
         await asyncio.gather(swapper(http), *(one(http, kind, body) for kind, body in bodies))
         seconds = time.perf_counter() - started
-    return {"latencies": latencies, "statuses": statuses, "errors": errors, "seconds": seconds, "swaps": swaps,
-            "xgboost_versions_answered": seen_versions, "broken_reported_in_answers": broken_reported}
+    return {"latencies": latencies, "statuses": dict(statuses), "errors": dict(errors), "seconds": seconds,
+            "swaps": swaps, "xgboost_versions_answered": dict(seen_versions),
+            "broken_reported_in_answers": broken_reported}
 
 
 # --- processes ------------------------------------------------------------------------------------

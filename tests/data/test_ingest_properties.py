@@ -86,12 +86,15 @@ def _edited(base: list[list[str]], edits: list[tuple], encoding: str) -> bytes:
     return out.getvalue().encode("utf-8" if encoding == "header only" else encoding, errors="replace")
 
 
-def _is_refusal(exc: InputError, path: Path) -> None:
+def _refused_and_nothing_written(exc: InputError, path: Path, box: Path, lines: Path | None) -> None:
+    """``exc`` is one sentence naming ``path``, and a backfill of the same files writes no table."""
+    event("refused")
     assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
-
-
-def _nothing_written(url: str) -> None:
-    warehouse = connect(url)
+    store = box.parent / "refused.duckdb"
+    store.unlink(missing_ok=True)
+    with pytest.raises(InputError):
+        backfill(connect(f"duckdb:///{store}"), box, lines, progress=False)
+    warehouse = connect(f"duckdb:///{store}")
     assert all(warehouse.count(s) == 0 for s in (BOX_SCORES_SCHEMA, PROP_LINES_SCHEMA, FEATURE_STORE_SCHEMA))
 
 
@@ -103,13 +106,7 @@ def test_box_score_files_end_in_a_hold_or_one_sentence(tmp_path: Path, edits: li
     try:
         box = read_box_scores(path)
     except InputError as exc:
-        event("refused")
-        _is_refusal(exc, path)
-        url = f"duckdb:///{tmp_path / 'refused.duckdb'}"
-        (tmp_path / "refused.duckdb").unlink(missing_ok=True)
-        with pytest.raises(InputError):
-            backfill(connect(url), path, None, progress=False)
-        _nothing_written(url)
+        _refused_and_nothing_written(exc, path, path, None)
         return
     checks = check_days(box, today=TODAY)
     assert all(isinstance(p, str) and p.startswith(str(c.game_date)) for c in checks for p in c.problems)
@@ -129,13 +126,7 @@ def test_lines_files_end_in_a_refusal_or_clean_lines(tmp_path: Path, edits: list
     try:
         lines = read_lines(path, box).lines
     except InputError as exc:
-        event("refused")
-        _is_refusal(exc, path)
-        url = f"duckdb:///{tmp_path / 'refused.duckdb'}"
-        (tmp_path / "refused.duckdb").unlink(missing_ok=True)
-        with pytest.raises(InputError):
-            backfill(connect(url), tmp_path / "box.csv", path, progress=False)
-        _nothing_written(url)
+        _refused_and_nothing_written(exc, path, tmp_path / "box.csv", path)
         return
     event("read")
     assert lines.empty or (lines["line"].notna().all() and (lines["line"] >= 0).all())
