@@ -19,6 +19,7 @@ from markets import MARKETS
 from registry import systems
 from registry.points_model import feature_signature, loaded_bundle
 from tests.integration.test_model_schema import strict_json
+from training.lineage import split_dataset
 from training.spec import load_spec
 from training.splits import SplitError, time_splits
 from training.train import train
@@ -81,6 +82,16 @@ def test_runs_carry_plots_importances_and_dataset_lineage(trained_env: dict) -> 
         inputs = client.get_run(result.run_id).inputs.dataset_inputs
         assert sorted(i.tags[0].value for i in inputs) == ["test", "train", "val"]
         assert all(i.dataset.digest and "ml_feature_store_v2" in i.dataset.name for i in inputs)
+
+
+def test_split_datasets_record_the_schema_mlflow_infers(small_store: str) -> None:
+    # the schema comes from the store's declaration (fast); it must be what MLflow's inference reads off the rows
+    rows = read_store(connect(small_store), dt.date(2024, 12, 1), dt.date(2024, 12, 31))
+    declared = split_dataset(rows, "test", small_store, "points")
+    with pytest.warns(UserWarning, match="integer"):
+        inferred = mlflow.data.from_pandas(rows, targets="points").schema
+    assert declared.schema.to_dict() == inferred.to_dict()
+    assert declared.digest == mlflow.data.from_pandas(rows, targets="points").digest
 
 
 def test_registered_models_predict_what_the_run_measured(trained_env: dict, small_store: str) -> None:
