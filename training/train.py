@@ -185,13 +185,15 @@ def _train_system(system: str, spec: RunSpec, splits: Splits, experiment_id: str
         return SystemResult(system, market.name, name, run.info.run_id, version, metrics, preds, bundle)
 
 
-def ensure_store(warehouse: Warehouse, progress: bool) -> pd.DataFrame:
-    """The feature store, built first from the shipped data when it is empty."""
-    store = read_store(warehouse)
-    if store.empty:
+def ensure_store(warehouse: Warehouse, progress: bool, start: dt.date | None = None,
+                 end: dt.date | None = None) -> pd.DataFrame:
+    """The feature store's rows from ``start`` to ``end`` (all of them by default; a retrain reads only
+    its window), the store built first from the shipped data when it is empty."""
+    store = read_store(warehouse, start, end)
+    if store.empty and read_store(warehouse).empty:
         log.info("ml_feature_store_v2 is empty: building it from the shipped data first")
         log.info(backfill(warehouse, settings.BOX_SCORES_DEFAULT, settings.LINES_DEFAULT, progress=progress).render())
-        store = read_store(warehouse)
+        store = read_store(warehouse, start, end)
     return store
 
 
@@ -214,7 +216,7 @@ def train(spec: RunSpec, warehouse: Warehouse | None = None, *, optuna_storage: 
     if any(spec.tuned(s) for s in spec.systems):
         open_storage(tuning.storage)
     warehouse = warehouse or connect()
-    store = ensure_store(warehouse, progress)
+    store = ensure_store(warehouse, progress, spec.start_date, spec.end_date)
     split_of = {m: time_splits(store, spec.start_date, spec.end_date, spec.test_start, spec.val_fraction,
                                MARKETS[m]) for m in spec.markets}
     mlflow.set_tracking_uri(settings.tracking_uri())
