@@ -42,13 +42,17 @@ from live.daily import DailyConfig, DayReport, run_daily
 from live.defaults import GATE_DAYS, RETRAIN_EVERY_DAYS, TRAIN_YEARS
 from markets import DEFAULT_MARKET, MARKETS, registered
 from monitoring.tracking import redraw_plots
-from registry.probability import brier
 from sources.base import Sources
+from training.metrics import priced_metrics
 from warehouse import Warehouse, connect
 from warehouse.cached import CachedTables
 from warehouse.ingest import InputError
 
 log = logging.getLogger(__name__)
+
+PREDICTION_GRADES_KEY = list(PREDICTION_GRADES_SCHEMA.key)
+# what the replay reports of the graded lines, scored as the backtest scores them (``priced_metrics``)
+REPLAY_LINE_KEYS = ("live_line_mae", "live_model_mae_on_lines", "live_brier", "live_brier_graded", "live_ece_graded")
 
 EVENING_UTC = dt.time(22, 0)  # when a simulated day's job runs: before the evening's tip-offs
 
@@ -86,8 +90,8 @@ class ReplayReport:
     days: list[DayReport] = field(default_factory=list)
 
     def render(self) -> str:
-        keys = ("live_mae", "within_3_pct", "graded", "void", "hit_rate", "calls", "brier", "known_lineup_mae",
-                "gap", "backtest_mae")
+        keys = ("live_mae", "within_3_pct", "graded", "void", "hit_rate", "calls", "line_mae", "model_mae_on_lines",
+                "brier", "brier_graded", "ece_graded", "known_lineup_mae", "gap", "backtest_mae")
         rows = [f"replay {self.start} .. {self.end}: {self.played} player-games played, "
                 f"{self.coverage:.1%} of them on a slate",
                 "| system | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
@@ -234,20 +238,25 @@ def summarize(warehouse: Warehouse, report: ReplayReport) -> None:
     on_slate = [k in slate_keys for k in zip(box["game_id"], box["player_id"], strict=True)]
     report.coverage = float(np.mean(on_slate)) if len(box) else float("nan")
     known = known_lineup_errors(predictions, grades, played)
+    # P(under) is stored with the prediction, not the grade: the graded Brier score needs both sides
+    grades = grades.merge(predictions[[*PREDICTION_GRADES_KEY, "p_under"]], on=PREDICTION_GRADES_KEY, how="left")
     grades = grades.assign(system=[MARKETS[m].registered_name(s)
                                    for m, s in zip(grades["market"], grades["system"], strict=True)])
     for system, mine in grades.groupby("system"):
         graded = mine[mine["outcome"] == GRADED]
         calls = graded[graded["ou_result"].isin(["win", "loss"])]
-        priced = graded[graded["p_over"].notna() & (graded["actual_points"] != graded["line"])]  # a push: no truth
-        over = (priced["actual_points"] > priced["line"]).astype(float)
+        priced = graded[graded["p_over"].notna()]
+        prices = {"line": priced["line"], "recommendation": priced["recommendation"], "p_over": priced["p_over"],
+                  "p_under": priced["p_under"]}
+        on_lines = priced_metrics(priced["actual_points"].to_numpy(float), priced["predicted_points"].to_numpy(float),
+                                  prices, "live")
         values = {
             "live_mae": float(graded["abs_error"].mean()),
             "within_3_pct": float((graded["abs_error"] <= 3).mean() * 100),
             "graded": float(len(graded)), "void": float((mine["outcome"] == VOID).sum()),
             "hit_rate": float((calls["ou_result"] == "win").mean() * 100) if len(calls) else float("nan"),
             "calls": float(len(calls)),
-            "brier": brier(priced["p_over"].to_numpy(float), over.to_numpy(float)),
+            **{key.removeprefix("live_"): on_lines[key] for key in REPLAY_LINE_KEYS if key in on_lines},
             **known.get(str(system), {}),
         }
         if "known_lineup_mae" in values:

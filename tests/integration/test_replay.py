@@ -64,6 +64,11 @@ def test_one_prediction_per_slate_player_system_and_version(uninterrupted) -> No
     assert set(found[PREDICTION_GRADES_SCHEMA.name]["game_date"]) == {START, START + dt.timedelta(days=1), END}
     assert report.systems and all(v["graded"] > 0 and v["live_mae"] > 0 for v in report.systems.values())
     assert 0.8 < report.coverage <= 1
+    # every system is scored against the evenings' lines as the backtest scores them (three evenings: loose bounds)
+    for values in report.systems.values():
+        assert values["line_mae"] > 0 and values["model_mae_on_lines"] > 0
+        assert 0.15 < values["brier_graded"] < 0.35 and 0 <= values["ece_graded"] < 0.5
+    assert "brier_graded" in report.render()
 
 
 @pytest.mark.slow
