@@ -55,8 +55,9 @@ sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "
 sys.path.insert(0, str(ROOT))
 
 from contracts import PRODUCTION_ALIAS  # noqa: E402
-from features.definitions import FEATURE_NAMES  # noqa: E402
+from features.definitions import feature_names  # noqa: E402
 from features.store import read_store  # noqa: E402
+from markets import MARKETS  # noqa: E402
 from serving.local import free_port  # noqa: E402
 from warehouse import connect  # noqa: E402
 
@@ -71,7 +72,9 @@ REQUEST_TIMEOUT_SECONDS = 60.0
 MLFLOW_START_SECONDS = 180.0
 TOLERANCE = 1e-3
 SEED = 20250110
-LINE = FEATURE_NAMES.index("vegas_points_line")
+# the model's own inputs, what a client of the points market sends (the store holds every market's features)
+FEATURES = feature_names(MARKETS["points"])
+LINE = FEATURES.index("vegas_points_line")
 
 # issue 17's targets
 TARGET_SINGLE_P50_MS = 1.5
@@ -94,7 +97,7 @@ def load_rows() -> tuple[list[list[float | None]], list[dict[str, Any]]]:
     if store.empty:
         raise SystemExit(f"the feature store has no rows for {START} .. {END}: run the backfill first")
     store = store.iloc[np.random.default_rng(SEED).permutation(len(store))].reset_index(drop=True)
-    matrix = store[list(FEATURE_NAMES)].astype(float).to_numpy()
+    matrix = store[list(FEATURES)].astype(float).to_numpy()
     rows = [[_value(v) for v in row] for row in matrix]
     games = [{"player_id": int(p), "game_date": str(d)[:10]} for p, d in zip(store["player_id"], store["game_date"],
                                                                              strict=True)]
@@ -104,11 +107,11 @@ def load_rows() -> tuple[list[list[float | None]], list[dict[str, Any]]]:
 def ours_payload(rows: Sequence[list[float | None]]) -> bytes:
     """The worker's request: feature rows as a table (columns named once, as in MLflow's
     ``dataframe_split``), answered by the one system under test."""
-    return json.dumps({"table": {"columns": list(FEATURE_NAMES), "data": list(rows)}, "systems": [SYSTEM]}).encode()
+    return json.dumps({"table": {"columns": list(FEATURES), "data": list(rows)}, "systems": [SYSTEM]}).encode()
 
 
 def mlflow_payload(rows: Sequence[list[float | None]]) -> bytes:
-    return json.dumps({"dataframe_split": {"columns": list(FEATURE_NAMES), "data": list(rows)}}).encode()
+    return json.dumps({"dataframe_split": {"columns": list(FEATURES), "data": list(rows)}}).encode()
 
 
 def games_payload(game: dict[str, Any]) -> bytes:
@@ -393,7 +396,7 @@ def main() -> int:
         print("note: MLFLOW_TRACKING_URI is not set; using the repository's default store", file=sys.stderr)
     rows, games = load_rows()
     print(f"feature rows: {len(rows):,} ({START} .. {END}, {sum(r[LINE] is not None for r in rows)} with a "
-          f"points line), {len(FEATURE_NAMES)} features; model "
+          f"points line), {len(FEATURES)} features; model "
           f"models:/{SYSTEM}@{PRODUCTION_ALIAS}; {os.cpu_count()} CPUs, CPU only; {processes} process(es) per server; "
           f"load average {load_average()}")
 

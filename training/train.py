@@ -101,13 +101,14 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
     """Fit one system with the spec's parameters (tuned first where the spec says so); its bundle,
     holding the bundles of the systems before it when it combines them."""
     module, settings_ = systems.module(system), spec.systems[system]
-    params = dict(settings_.params)
+    params, model = dict(settings_.params), None
     if spec.tuned(system):
         shared = bool(tuning.study_name)
         name = splits.market.registered_name(system)
         study_name = f"{tuning.study_name}-{name}" if shared else f"{name}-{mlflow.active_run().info.run_id}"
-        study = tune(module, settings_.search_space, params, splits, n_trials=spec.n_trials, timeout=spec.timeout,
+        tuned = tune(module, settings_.search_space, params, splits, n_trials=spec.n_trials, timeout=spec.timeout,
                      storage=tuning.storage, study_name=study_name, seed=spec.seed, shared=shared, progress=progress)
+        study, model = tuned.study, tuned.model
         states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
         mlflow.log_params({"optuna_study": study_name, "best_trial": study.best_trial.number})
         mlflow.log_metrics({"trials_complete": states.get("COMPLETE", 0), "trials_pruned": states.get("PRUNED", 0),
@@ -117,7 +118,8 @@ def _fit(system: str, spec: RunSpec, splits: Splits, done: dict[str, SystemResul
     if params:
         mlflow.log_params(params)
     members = {name: done[name].bundle for name in systems.members_of(system, tuple(done))}
-    model = module.fit(params, splits, spec.seed, None, members)
+    if model is None:  # untuned, or the best trial ran in another process sharing the study
+        model = module.fit(params, splits, spec.seed, None, members)
     meta = {"kind": module.KIND, "system": system, "market": splits.market.name, "features": splits.features,
             "feature_version": FEATURE_VERSION}
     if members:

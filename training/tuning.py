@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import warnings
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -71,9 +72,19 @@ def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
     return drawn
 
 
+@dataclass
+class Tuned:
+    """A finished study and, when this process ran its best trial, that trial's fitted model: the
+    model the best parameters give, so it is not fitted a second time (a shared study's best trial
+    may have run in another process: then ``model`` is None and the caller fits it)."""
+
+    study: optuna.Study
+    model: Any | None
+
+
 def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], splits: Splits, *, n_trials: int,
          timeout: float | None, storage: str, study_name: str, seed: int, shared: bool,
-         progress: bool = True) -> optuna.Study:
+         progress: bool = True) -> Tuned:
     """Run trials until the study holds ``n_trials`` finished ones (or ``timeout`` seconds pass).
     Each trial fits ``fixed`` with the drawn parameters in place of those named in ``space``."""
     parent = mlflow.active_run()
@@ -87,6 +98,7 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
     with warnings.catch_warnings():  # experimental since Optuna 3.2, still so in 5.0: the name is all we use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE])  # optuna-dashboard shows "val_mae", not "Objective 0"
+    best: dict[int, tuple[float, Any]] = {}  # this process's best complete trial so far: {number: (score, model)}
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -113,6 +125,9 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
             else:
                 score = mae(splits.y("val"), system.predict(model, splits.x("val").to_numpy()))
                 mlflow.log_metric(OBJECTIVE, score)
+                if not best or score < next(iter(best.values()))[0]:
+                    best.clear()
+                    best[trial.number] = (score, model)
                 mlflow.set_tag("trial_state", TrialState.COMPLETE.name)
         if pruned is not None:
             raise pruned
@@ -125,4 +140,5 @@ def tune(system: ModuleType, space: dict[str, Param], fixed: dict[str, Any], spl
     if not any(t.state == TrialState.COMPLETE for t in study.trials):
         raise StorageError(f"study {study_name!r} has no completed trial after {len(study.trials)} trial(s): "
                            "raise n_trials or timeout")
-    return study
+    kept = best.get(study.best_trial.number)
+    return Tuned(study, kept[1] if kept else None)

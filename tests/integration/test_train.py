@@ -65,7 +65,10 @@ def test_tuned_systems_nest_their_trials(trained_env: dict) -> None:
         assert len(trials) == 2
         assert {t.data.tags["trial_state"] for t in trials} <= {"COMPLETE", "PRUNED"}
         assert all(t.info.status == "FINISHED" and "val_mae" in t.data.metrics for t in trials)
-        assert "optuna_study" in client.get_run(parent).data.params
+        run = client.get_run(parent)
+        assert "optuna_study" in run.data.params
+        # the registered model is the best trial's own model, its validation score exactly the trial's
+        assert run.data.metrics["val_mae"] == pytest.approx(run.data.metrics["best_trial_val_mae"], abs=1e-9)
 
 
 def test_runs_carry_plots_importances_and_dataset_lineage(trained_env: dict) -> None:
