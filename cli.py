@@ -17,6 +17,7 @@ import datetime as dt
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -400,8 +401,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise UsageError(f"port {taken} on {args.host} is not free ({exc.strerror}): the worker takes --port "
                                  "and the coordinator the next one, so pick another --port") from None
-    serve(args.host, args.port, args.poll, args.event_bus, args.workers)
-    return 0
+    stopped_by = serve(args.host, args.port, args.poll, args.event_bus, args.workers)
+    # Ctrl+C ends it as an interrupted command (130, which `mlflow run` records as a failed run, not a
+    # finished one); SIGTERM is a supervisor's ordinary stop (0)
+    return 128 + signal.SIGINT if stopped_by == signal.SIGINT else 0
 
 
 def _serving_parsers(sub: argparse._SubParsersAction) -> None:

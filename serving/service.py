@@ -473,13 +473,14 @@ class _Server(uvicorn.Server):
 
 
 def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0, event_bus: str = "inprocess",
-          workers: int = 1) -> None:
+          workers: int = 1) -> signal.Signals | None:
     """The worker on ``port`` and the coordinator on ``port + 1``. One worker shares this process
     and its event loop with the coordinator; ``workers`` > 1 runs that many worker processes on the
     port (SO_REUSEPORT), each answering with its own GIL. A ``POST /reload`` that reaches one of
     them is passed on to all within half a second; a worker process that exits ends the service,
     as the one process's exit does. SIGTERM or SIGINT stops every server and worker process, the
-    requests in flight given ``SHUTDOWN_SECONDS`` to finish."""
+    requests in flight given ``SHUTDOWN_SECONDS`` to finish; returns the signal that stopped it (None
+    when a worker process's exit ended it), so that the command can exit as an interrupted one does."""
     if workers < 1:
         raise ValueError(f"serve: workers is {workers}; give 1 or more processes")
     warehouse = connect()
@@ -496,7 +497,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
         servers.append(_Server(uvicorn.Config(worker, host=host, port=port, log_level="info",
                                               timeout_graceful_shutdown=SHUTDOWN_SECONDS, http=deadlines.HTTP)))
 
+    received: list[signal.Signals] = []
+
     def stop(sig: signal.Signals) -> None:
+        received.append(sig)
         for server in servers:
             if server.should_exit and sig == signal.SIGINT:
                 server.force_exit = True  # a second Ctrl+C: stop without waiting for the requests in flight
@@ -535,3 +539,4 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
                 process.join()
         if bus is not None:
             bus.close()
+    return received[0] if received else None

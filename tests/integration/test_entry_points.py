@@ -219,7 +219,10 @@ def test_held_lists_the_day_and_accept_lets_it_in_with_who_and_why(platform: dic
 def test_serve_answers_until_stopped(platform: dict) -> None:
     assert "moving_average" in platform["worker"]["systems"]
     stopped = platform["runs"]["serve"]
-    assert stopped.returncode == 1 and "interrupted, cancelling run" in stopped.stdout
+    # Ctrl+C reaches `mlflow run` and the worker alike: whichever of them sees it first, the run
+    # ends as interrupted (the worker exits 130 when Ctrl+C stopped it), never as a finished one
+    assert stopped.returncode == 1, stopped.stdout[-3000:]
+    assert "interrupted, cancelling run" in stopped.stdout or "failed" in stopped.stdout, stopped.stdout[-3000:]
     assert entry_run(platform, "serve").info.status in ("FAILED", "KILLED")
 
 

@@ -456,12 +456,14 @@ def test_row_3_reads_past_the_bound_are_a_503_with_retry_after(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(("workers", "stop", "exit_code"),
+                         [("1", signal.SIGTERM, 0), ("2", signal.SIGTERM, 0), ("2", signal.SIGINT, 130)])
 def test_row_3_sigterm_stops_serve_with_a_request_in_flight(registry: Registry, store: Warehouse, tmp_path: Path,
-                                                            workers: str) -> None:
-    """``cli.py serve`` stopped as a supervisor stops it (SIGTERM to its process alone) while a client
-    is midway through sending a /predict body. Today it waited for that client for ever with one
-    process, and with ``--workers 2`` died at once leaving its worker processes serving the port."""
+                                                            workers: str, stop: signal.Signals, exit_code: int) -> None:
+    """``cli.py serve`` stopped as a supervisor stops it (SIGTERM to its process alone, exit 0) or as
+    Ctrl+C does (SIGINT, exit 130 as an interrupted command) while a client is midway through sending a
+    /predict body. Today it waited for that client for ever with one process, and with ``--workers 2``
+    died at once leaving its worker processes serving the port."""
     port = free_port()
     env = {**os.environ, "WAREHOUSE_URL": store.url, "WORKER_TOKEN": TOKEN}
     log = tmp_path / "serve.log"
@@ -485,8 +487,8 @@ def test_row_3_sigterm_stops_serve_with_a_request_in_flight(registry: Registry, 
                      b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
         assert slow.recv(100).startswith(b"HTTP/1.1 100")  # the worker is reading this request's body
         slow.sendall(b'{"games": [')
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=15) == 0, log.read_text()[-3000:]
+        serve.send_signal(stop)
+        assert serve.wait(timeout=15) == exit_code, log.read_text()[-3000:]
         with pytest.raises(httpx.ConnectError):  # no worker process left behind on the port
             httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         slow.close()
