@@ -6,6 +6,7 @@ judged on); early stopping and Optuna pruning both watch the validation MAE.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,12 @@ MAX_ROUNDS = 2000
 EARLY_STOP = 50
 REPORT_EVERY = 10
 MODEL_FILE = "model.json"
+# From this many rows a served model predicts on two threads: 500 rows take 0.46 ms instead of 0.80
+# on the 2-core machine. Fewer rows gain nothing from a second thread, and the one-row requests of
+# many clients at once are spread over the worker's processes instead.
+PARALLEL_ROWS = 256
+BATCH_THREADS = 2
+_BATCH_COPIES: weakref.WeakKeyDictionary[xgb.Booster, xgb.Booster] = weakref.WeakKeyDictionary()
 
 
 class _Report(xgb.callback.TrainingCallback):
@@ -55,7 +62,11 @@ def fit(params: dict[str, Any], splits: Splits, seed: int, report: Callable[[int
 
 
 def predict(model: xgb.Booster, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.inplace_predict(x), dtype=float)  # columns in training order
+    """Columns in training order. The rows go in as float32, which XGBoost compares its splits in
+    anyway (the same predictions, without its own conversion of a float64 copy)."""
+    if len(x) >= PARALLEL_ROWS:
+        model = _BATCH_COPIES.get(model, model)
+    return np.asarray(model.inplace_predict(np.asarray(x, dtype=np.float32)), dtype=float)
 
 
 def save(model: xgb.Booster, folder: Path) -> dict[str, Any]:
@@ -66,7 +77,12 @@ def save(model: xgb.Booster, folder: Path) -> dict[str, Any]:
 def load(meta: dict[str, Any], folder: Path) -> xgb.Booster:
     model = xgb.Booster()
     model.load_model(str(folder / meta["model_file"]))
-    model.set_param({"nthread": 1})  # one request at a time per thread: no oversubscription
+    # a one-thread model for the small requests many clients send at once (no oversubscription),
+    # and its two-thread copy for batches of PARALLEL_ROWS or more
+    batches = model.copy()
+    batches.set_param({"nthread": BATCH_THREADS})
+    model.set_param({"nthread": 1})
+    _BATCH_COPIES[model] = batches
     return model
 
 

@@ -20,6 +20,7 @@ from features.store import read_store
 from markets import MARKETS
 from registry.points_model import PYFUNC_ENTRY, loaded_bundle
 from registry.promotion import promote
+from registry.systems.xgboost_v1 import PARALLEL_ROWS
 from registry.tracking import experiment_id_for
 from serving.coordinator import predict_date
 from serving.events import InProcessBus
@@ -103,6 +104,22 @@ def test_a_table_of_rows_is_answered_in_columns(worker: httpx.Client, small_stor
         rows[POINTS_FEATURES].astype(float))
     np.testing.assert_allclose(result["xgboost_v1"]["predicted_points"], expected, atol=1e-3)
     assert set(result) == {"xgboost_v1", "catboost_v8"} and len(result["catboost_v8"]["recommendation"]) == 20
+
+
+def test_a_large_table_answers_what_its_rows_get_one_at_a_time(worker: httpx.Client, small_store: str) -> None:
+    """A batch from PARALLEL_ROWS rows on is predicted on two threads by a copy of the model: the
+    same numbers, to the last digit, as each row sent alone."""
+    rows = read_store(connect(small_store), DAY - dt.timedelta(days=7), DAY).head(PARALLEL_ROWS + 44)
+    assert len(rows) == PARALLEL_ROWS + 44
+    data = [[None if np.isnan(v) else float(v) for v in r] for r in rows[POINTS_FEATURES].to_numpy(float)]
+    systems = ["xgboost_v1", "ensemble_v1"]
+    whole = worker.post("/predict", json={"table": {"columns": POINTS_FEATURES, "data": data}, "systems": systems})
+    assert whole.status_code == 200
+    for i in (0, PARALLEL_ROWS - 1, len(data) - 1):
+        alone = worker.post("/predict", json={"table": {"columns": POINTS_FEATURES, "data": [data[i]]},
+                                              "systems": systems}).json()["columns"]
+        for name in systems:
+            assert whole.json()["columns"][name]["predicted_points"][i] == alone[name]["predicted_points"][0]
 
 
 @pytest.mark.parametrize(("body", "field", "value"), [

@@ -23,6 +23,7 @@ from contracts import BOX_SCORES_SCHEMA, SYSTEMS
 from live.daily import DailyConfig
 from live.replay import ReplayConfig
 from live.retrain import retrain
+from registry import tracking
 from serving.local import free_port
 from tests.conftest import SEASON_2024_25, write_csv
 from training.spec import DEFAULT_SPEC
@@ -207,6 +208,8 @@ def test_a_run_refused_under_mlflow_run_is_named(tmp_path: Path, monkeypatch: py
     experiment = client.create_experiment("project", artifact_location=(tmp_path / "artifacts").as_uri())
     run = client.create_run(experiment).info.run_id  # what `mlflow run --experiment-name project` hands over
     monkeypatch.setenv("MLFLOW_RUN_ID", run)
+    # the claim a refused command leaves is this process's only: later tests' trains must not adopt it
+    monkeypatch.setattr(tracking, "_claimed", {})
     assert cli.main(["train", "--n-trials", "abc"]) == 2
     assert client.get_run(run).info.run_name == "mlflow run -e train"
     assert "MLFLOW_RUN_ID" not in os.environ
