@@ -528,7 +528,9 @@ def serve(host: str = "127.0.0.1", port: int = 8080, poll_seconds: float = 30.0,
         await asyncio.gather(*(s.serve() for s in servers), *([watch()] if processes else []))
 
     try:
-        asyncio.run(run())
+        # the event loop uvicorn would pick itself (uvloop where installed), as each worker process's has
+        with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
+            runner.run(run())
     finally:
         for process in processes:
             process.terminate()  # SIGTERM: each stops as this process does
