@@ -79,13 +79,15 @@ def _nb_shape(params: dict, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _survival(params: dict, predicted: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Uncalibrated P(Y >= threshold) for integer thresholds (1 where threshold <= 0)."""
     predicted, threshold = np.broadcast_arrays(np.asarray(predicted, float), np.asarray(threshold, float))
-    # scipy.special's functions that stats.norm.sf and stats.nbinom.sf call, without their argument
-    # checks: the same numbers at a twentieth of the cost on a served request's few rows
+    # scipy.special directly, without stats' argument checks (a served request's few rows cost a
+    # fraction): stats.norm.sf is ndtr of the negated argument; the negative binomial's
+    # P(Y >= t) = I_{1-p}(t, n), the regularised incomplete beta, for a real n (special.nbdtrc
+    # would truncate n = 1 / alpha to an integer)
     if params["distribution"] == "normal":
         s = special.ndtr(-((threshold - 0.5 - predicted) / _normal_sd(params, predicted)))
     else:
         n, p = _nb_shape(params, np.maximum(predicted, EPS))
-        s = special.nbdtrc(np.maximum(threshold - 1.0, 0.0), n, p)
+        s = special.betainc(np.maximum(threshold, 1.0), n, 1.0 - p)
     return np.where(threshold <= 0, 1.0, s)
 
 

@@ -36,6 +36,22 @@ def test_rows_sum_to_one_and_push_only_on_whole_lines(params: dict) -> None:
     assert np.all(push[~whole] == 0.0) and np.all(push[whole] > 0.0)
 
 
+@pytest.mark.parametrize("alpha", [0.07, 0.2, 0.37, 1.7])
+def test_the_count_distribution_is_scipys_negative_binomial_for_any_dispersion(alpha: float) -> None:
+    """Uncalibrated and centred on the prediction, P(over 4.5) is P(Y >= 5) of the negative binomial with
+    that mean and variance mean + alpha * mean**2, whatever alpha: 1 / alpha is seldom a whole number."""
+    from scipy import stats
+
+    flat = {"distribution": "negative_binomial", "alpha": alpha, "calibration": {"x": [0.0, 1.0], "y": [0.0, 1.0]},
+            "line": {"weight": 0.0, "shift": 0.0}}
+    mean = np.array([0.4, 2.5, 6.0, 11.0])
+    over, push, under = probability.probabilities(flat, mean, np.full(4, 4.5))
+    n = 1 / alpha
+    np.testing.assert_allclose(over, stats.nbinom.sf(4, n, n / (n + mean)), rtol=1e-12)
+    np.testing.assert_allclose(under, stats.nbinom.cdf(4, n, n / (n + mean)), rtol=1e-12)
+    assert np.all(push == 0.0)
+
+
 def test_nan_where_no_line(params: dict) -> None:
     over, push, under = probability.probabilities(params, np.array([10.0, 10.0]), np.array([np.nan, 9.5]))
     assert np.isnan([over[0], push[0], under[0]]).all() and np.isfinite([over[1], push[1], under[1]]).all()
