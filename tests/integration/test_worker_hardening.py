@@ -458,8 +458,9 @@ def test_row_3_reads_past_the_bound_are_a_503_with_retry_after(
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("workers", "stop", "exit_code"),
                          [("1", signal.SIGTERM, 0), ("2", signal.SIGTERM, 0), ("2", signal.SIGINT, 130)])
-def test_row_3_sigterm_stops_serve_with_a_request_in_flight(registry: Registry, store: Warehouse, tmp_path: Path,
-                                                            workers: str, stop: signal.Signals, exit_code: int) -> None:
+def test_row_3_a_stop_signal_ends_serve_with_a_request_in_flight(registry: Registry, store: Warehouse,
+                                                                  tmp_path: Path, workers: str, stop: signal.Signals,
+                                                                  exit_code: int) -> None:
     """``cli.py serve`` stopped as a supervisor stops it (SIGTERM to its process alone, exit 0) or as
     Ctrl+C does (SIGINT, exit 130 as an interrupted command) while a client is midway through sending a
     /predict body. Today it waited for that client for ever with one process, and with ``--workers 2``
