@@ -379,8 +379,9 @@ def _table(table: FeatureTable, at: LineColumns) -> Batch:
 def predict_columns(models: ProductionModels, batch: Batch, market: Market,
                     systems: list[str] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Per system of the market: its version and, as lists over the rows, the predicted outcome, the
-    over/under call, its confidence and the probabilities of over, push and under (null where the row
-    has no line). A system that abstains on a row (``ABSTAINS``: no line) answers null and PASS there.
+    over/under call, its confidence and the probabilities of over, push and under (NaN where the row
+    has no line, which ``answer_json`` writes as null). A system that abstains on a row (``ABSTAINS``:
+    no line) answers NaN and PASS there.
     A system that raises or predicts a non-finite number otherwise is left out and named in the second
     dict, so one broken model never takes the others' answers down; so is one asked for that
     failed to load."""
@@ -406,9 +407,9 @@ def predict_columns(models: ProductionModels, batch: Batch, market: Market,
         known[(name, system.version)] = predicted
         prices = priced(system.bundle.probabilities(predicted, line), line)
         out[name] = {"version": system.version,
-                     "predicted_points": [None if v != v else v for v in np.round(predicted, 3).tolist()],
+                     "predicted_points": np.round(predicted, 3).tolist(),
                      "recommendation": prices["recommendation"].tolist(),
-                     **{key: [None if v != v else v for v in prices[key].tolist()] for key in PROBABILITY_KEYS}}
+                     **{key: prices[key].tolist() for key in PROBABILITY_KEYS}}
     return out, errors
 
 
@@ -419,19 +420,26 @@ ANSWER_KEYS = ("version", "predicted_points", "recommendation", *PROBABILITY_KEY
 def predict_batch(columns: dict[str, dict[str, Any]], batch: Batch) -> list[dict]:
     """One answer per row: every answering system's prediction, led by the best of them that predicted
     the row (one that abstained there does not lead it)."""
-    lines = [None if v != v else v for v in batch.line.tolist()]
     out = []
-    for i, row_line in enumerate(lines):
+    for i, row_line in enumerate(batch.line.tolist()):
         systems_i = {name: {key: c[key] if key == "version" else c[key][i] for key in ANSWER_KEYS}
                      for name, c in columns.items()}
         item: dict[str, Any] = {"player_id": batch.player_id[i], "game_date": batch.game_date[i],
                                 "game_id": batch.game_id[i], "line": row_line, "systems": systems_i}
-        lead = next((s for s in LEAD_ORDER if s in columns and systems_i[s]["predicted_points"] is not None), None)
+        lead = next((s for s in LEAD_ORDER if s in columns and not math.isnan(systems_i[s]["predicted_points"])), None)
         if lead is not None:
             led = systems_i[lead]
             item.update(system=lead, **{key: led[key] for key in ANSWER_KEYS if key != "version"})
         out.append(item)
     return out
+
+
+def answer_json(body: Any) -> bytes:
+    """An answer of JSON types (NaN for "no number") as JSON. Encoded in Rust: a 500-row answer in
+    0.05 ms (json.dumps took 0.18), not walked again by FastAPI's generic encoder. A NaN becomes
+    null, the answer's "no number", never a NaN that no JSON parser reads, so the lists of
+    ``predict_columns`` go out as NumPy made them, without a pass over each one to swap NaN for None."""
+    return pydantic_core.to_json(body, inf_nan_mode="null")
 
 
 def _shown(value: Any) -> Any:
@@ -628,10 +636,7 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                 columns, errors = answer(batch, market, request.systems)
                 predictions = predict_batch(columns, batch)
             body = {"market": market.name, "predictions": predictions, "missing": missing, "errors": errors}
-        # the answer is already JSON types: encoded in Rust (a 500-row answer in 0.05 ms, json.dumps
-        # took 0.18), not walked again by FastAPI's generic encoder; a number JSON cannot carry is
-        # null, the answer's "no number", never a NaN that no JSON parser reads
-        return Response(pydantic_core.to_json(body, inf_nan_mode="null"), media_type="application/json")
+        return Response(answer_json(body), media_type="application/json")
 
     app.router.add_api_route("/predict", predict, methods=["POST"], responses=PREDICT_RESPONSES,
                              route_class_override=parsed_in_one_pass(lambda request: bool(request.games)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from registry.points_model import Bundle
 from registry.predictions import prediction_rows, priced
 from registry.systems import line_blend_v1
 from serving.models import smoke_tested
-from serving.worker import Batch, predict_batch
+from serving.worker import Batch, answer_json, predict_batch
 from training.splits import time_splits
 
 POINTS = MARKETS["points"]
@@ -104,13 +105,12 @@ def test_without_a_line_it_abstains_and_every_stage_skips_it() -> None:
     assert len(rows) == int((~np.isnan(line)).sum()) and rows["predicted_points"].notna().all()
 
     # the worker's answer: null and PASS where it abstained, and the row is led by the next system
-    answered = {"version": "1", "predicted_points": [None if v != v else v for v in predicted.tolist()],
+    answered = {"version": "1", "predicted_points": predicted.tolist(),
                 "recommendation": prices["recommendation"].tolist(),
-                **{k: [None if v != v else v for v in prices[k].tolist()] for k in ("p_over", "p_push", "p_under",
-                                                                                     "confidence")}}
+                **{k: prices[k].tolist() for k in ("p_over", "p_push", "p_under", "confidence")}}
     average = {**answered, "predicted_points": [10.0] * len(line), "recommendation": ["PASS"] * len(line)}
     batch = Batch(np.zeros((len(line), 1)), line, [1] * len(line), [None] * len(line), [None] * len(line))
-    items = predict_batch({LINE_BLEND_V1: answered, MOVING_AVERAGE: average}, batch)
+    items = json.loads(answer_json(predict_batch({LINE_BLEND_V1: answered, MOVING_AVERAGE: average}, batch)))
     for item, has_line in zip(items, ~np.isnan(line), strict=True):
         assert item["system"] == (LINE_BLEND_V1 if has_line else MOVING_AVERAGE)
         if not has_line:
