@@ -1,4 +1,5 @@
-"""Scaling out with existing engines: a shared Optuna study, a real MLflow tracking server, backtests."""
+"""Scaling out with existing engines: a real MLflow tracking server; backtests. (Two processes sharing
+one Optuna study: test_team_setup.py, on the PostgreSQL storage a team shares.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import mlflow
-import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -30,23 +30,6 @@ WINDOW = ("--start-date", "2024-10-22", "--end-date", "2025-01-31", "--test-star
 def _train(env: dict, *args: str, window: tuple[str, ...] = WINDOW) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "cli.py", "train", "--quiet", *window, *args], cwd=settings.REPO_ROOT,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def test_two_train_processes_share_one_study(small_store: str, tmp_path: Path) -> None:
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    env = {"WAREHOUSE_URL": small_store, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "MLFLOW_ARTIFACT_ROOT": (tmp_path / "artifacts").as_uri()}
-    # the tracking database is created by one process first: SQLite schema creation is not concurrent
-    MlflowClient(env["MLFLOW_TRACKING_URI"]).search_experiments()
-    args = ("--systems", "xgboost_v1", "--n-trials", "4", "--study-name", "shared", "--optuna-storage", storage)
-    short = ("--start-date", "2024-10-22", "--end-date", "2024-12-31", "--test-start", "2024-12-01")
-    procs = [_train(env, *args, window=short) for _ in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
-    study = optuna.load_study(study_name="shared-xgboost_v1", storage=storage)
-    finished = [t for t in study.trials if t.state.is_finished()]
-    assert 4 <= len(finished) <= 5  # together they stop at n_trials (one trial may be in flight at the stop)
-    assert len({t.user_attrs["worker"] for t in finished}) == 2
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen, deadline_s: float = 120) -> None:

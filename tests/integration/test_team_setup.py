@@ -51,7 +51,8 @@ class Team:
 @pytest.fixture(scope="module")
 def team(postgres: Callable[[str], str], small_store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     """A tracking server on PostgreSQL, through which two tuning processes trained moving_average and
-    xgboost_v1 while sharing one Postgres-backed Optuna study."""
+    xgboost_v1 while sharing one Postgres-backed Optuna study (the suite's test of a shared study: the
+    storage a team shares, reached by either way of naming it)."""
     root = tmp_path_factory.mktemp("team")
     port = free_port()
     team = Team({"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", "WAREHOUSE_URL": small_store,
@@ -67,8 +68,12 @@ def team(postgres: Callable[[str], str], small_store: str, tmp_path_factory: pyt
         _wait_until_up(team.env["MLFLOW_TRACKING_URI"], server)
         # the experiment exists before both processes start: train's get-or-create is not atomic
         MlflowClient(team.env["MLFLOW_TRACKING_URI"]).create_experiment("nba-player-points")
-        tuning = [_train(team.env, "--systems", f"{MOVING_AVERAGE},{SYSTEM}", "--n-trials", "2", "--study-name",
-                         STUDY, window=WINDOW) for _ in range(2)]
+        # one process names the storage by OPTUNA_STORAGE, the other by --optuna-storage (its environment's
+        # OPTUNA_STORAGE is the session's SQLite file): both ways must reach the one study
+        by_flag = {k: v for k, v in team.env.items() if k != "OPTUNA_STORAGE"}
+        args = ("--systems", f"{MOVING_AVERAGE},{SYSTEM}", "--n-trials", "2", "--study-name", STUDY)
+        tuning = [_train(team.env, *args, window=WINDOW),
+                  _train(by_flag, *args, "--optuna-storage", team.env["OPTUNA_STORAGE"], window=WINDOW)]
         outputs = [p.communicate(timeout=300)[0] for p in tuning]
         assert [p.returncode for p in tuning] == [0, 0], outputs
         yield team
