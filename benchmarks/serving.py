@@ -72,6 +72,8 @@ REQUEST_TIMEOUT_SECONDS = 60.0
 MLFLOW_START_SECONDS = 180.0
 TOLERANCE = 1e-3
 SEED = 20250110
+BATCH_STAGES = ("validate the JSON body (pydantic-core)", "the feature matrix (NumPy from the Python floats)",
+                "predict and price (XGBoost, probabilities, calls)", "encode the answer (pydantic-core)")
 # the model's own inputs, what a client of the points market sends (the store holds every market's features)
 FEATURES = feature_names(MARKETS["points"])
 LINE = FEATURES.index("vegas_points_line")
@@ -358,6 +360,39 @@ def print_table(results: list[dict[str, Any]]) -> None:
           "mlflow rows/s; load: worker requests/s / mlflow requests/s); load avg: 1-minute, after the test")
 
 
+def batch_stages(bodies: list[bytes]) -> dict[str, float]:
+    """Where a batch's time goes inside the worker: the stages of ``POST /predict`` for a table, each
+    timed in this process on the timed batch bodies (median ms), with the production model loaded as
+    a worker process loads it. What the served p50 holds beyond their sum is HTTP and the route."""
+    from serving import worker
+    from serving.models import ProductionModels
+
+    market = MARKETS["points"]
+    models = ProductionModels((market.registered_name(SYSTEM),))
+    models.refresh()
+    seconds: dict[str, list[float]] = {stage: [] for stage in BATCH_STAGES}
+    for body in bodies:
+        marks = [time.perf_counter()]
+        request = worker.PredictRequest.model_validate_json(body)
+        marks.append(time.perf_counter())
+        batch = worker.table_batch(request.table, request.market)
+        marks.append(time.perf_counter())
+        columns, _ = worker.predict_columns(models, batch, market, request.systems)
+        marks.append(time.perf_counter())
+        worker.answer_json({"columns": columns, "errors": {}})
+        marks.append(time.perf_counter())
+        for stage, start, end in zip(BATCH_STAGES, marks, marks[1:], strict=False):
+            seconds[stage].append(end - start)
+    return {stage: round(statistics.median(s) * 1000, 3) for stage, s in seconds.items()}
+
+
+def print_stages(stages: dict[str, float], served_p50_ms: float) -> None:
+    print(f"\nwhere a {BATCH_ROWS}-row batch's time goes (median ms, in process; served p50 {served_p50_ms:.2f}):")
+    for stage, ms in stages.items():
+        print(f"  {stage:<58} {ms:>6.2f}")
+    print(f"  {'HTTP and the route (the served p50 less the stages)':<58} {served_p50_ms - sum(stages.values()):>6.2f}")
+
+
 def versions() -> dict[str, str]:
     import fastapi
     import mlflow
@@ -460,6 +495,8 @@ def main() -> int:
 
     results = [s_ours, s_mlflow, b_ours, b_mlflow, g_ours, l_ours, l_mlflow]
     print_table(results)
+    stages = batch_stages(bodies["ours_batch"][BATCH_WARMUP:])  # once both servers are gone: the cores are idle
+    print_stages(stages, b_ours["p50_ms"])
 
     targets = {
         f"single-row p50 <= {TARGET_SINGLE_P50_MS:g} ms": s_ours["p50_ms"] <= TARGET_SINGLE_P50_MS,
@@ -481,6 +518,7 @@ def main() -> int:
         "feature_rows": {"start": str(START), "end": str(END), "count": len(rows)},
         "correctness": {"max_abs_diff": max_diff, "tolerance": TOLERANCE, "ok": agree},
         "results": results,
+        "batch_stages_ms": stages,
         "targets": targets,
         "versions": versions(),
         "machine": {"cpu_count": os.cpu_count(), "device": "CPU only",

@@ -18,12 +18,13 @@ predict is skipped and reported, so the others still answer.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import multiprocessing.synchronize
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class FeatureTable(BaseModel):
         if unknown:
             raise ValueError(f"columns hold unknown column {unknown[0]!r}: send the market's features, null where "
                              "a value is unknown")
+        twice = next((c for c, n in Counter(self.columns).items() if n > 1), None)
+        if twice is not None:
+            raise ValueError(f"columns name {twice!r} twice: name each column once")
         if set(map(len, self.data)) - {len(self.columns)}:  # one pass in C; the loop only to name the row
             i, row = next((i, row) for i, row in enumerate(self.data) if len(row) != len(self.columns))
             raise ValueError(f"data[{i}] has {len(row)} values for {len(self.columns)} columns")
@@ -289,50 +293,63 @@ class FeatureCache:
 
 @dataclass
 class Batch:
-    """Rows to predict: the feature matrix (columns in ``FEATURE_NAMES`` order), the line of each
-    row, and the keys the answer echoes. Plain arrays and lists: a request never builds a DataFrame."""
+    """Rows to predict: the feature matrix, the names of its columns, the line of each row, and the
+    keys the answer echoes. Plain arrays and lists: a request never builds a DataFrame. A table keeps
+    its own columns (a model picks its features by name), so its numbers are copied once."""
 
     x: np.ndarray
     line: np.ndarray
     player_id: list[int | None]
     game_date: list[str | None]
     game_id: list[str | None]
+    columns: tuple[str, ...] = FEATURE_NAMES
+
+    def in_store_order(self) -> Batch:
+        """The same rows with the columns in ``FEATURE_NAMES`` order (null where it has none)."""
+        if self.columns == FEATURE_NAMES:
+            return self
+        x = np.full((len(self.x), len(FEATURE_NAMES)), np.nan)
+        x[:, [FEATURE_POSITION[c] for c in self.columns]] = self.x
+        return Batch(x, self.line, self.player_id, self.game_date, self.game_id)
 
     @staticmethod
     def join(parts: list[Batch]) -> Batch:
+        if len({p.columns for p in parts}) > 1:
+            parts = [p.in_store_order() for p in parts]
         return Batch(np.vstack([p.x for p in parts]), np.concatenate([p.line for p in parts]),
-                     *([v for p in parts for v in getattr(p, key)] for key in ("player_id", "game_date", "game_id")))
+                     *([v for p in parts for v in getattr(p, key)] for key in ("player_id", "game_date", "game_id")),
+                     columns=parts[0].columns)
 
 
 @dataclass(frozen=True)
 class LineColumns:
-    """Where a market's line and the features derived from it sit in a row of ``FEATURE_NAMES``."""
+    """Where a market's line and the features derived from it sit among a batch's columns."""
 
     line: int
     gap: int
     avg10: int
 
     @staticmethod
-    def of(market: Market) -> LineColumns:
-        return LineColumns(FEATURE_NAMES.index(market.line_feature),
-                           FEATURE_NAMES.index(f"line_minus_{market.name}_avg_last_10"),
-                           FEATURE_NAMES.index(f"{market.name}_avg_last_10"))
+    @functools.cache
+    def of(market: str, columns: tuple[str, ...] = FEATURE_NAMES) -> LineColumns:
+        m = MARKETS[market]
+        return LineColumns(columns.index(m.line_feature), columns.index(f"line_minus_{m.name}_avg_last_10"),
+                           columns.index(f"{m.name}_avg_last_10"))
 
 
-LINE_COLUMNS = {name: LineColumns.of(m) for name, m in MARKETS.items()}
-
-
-def _with_line(x: np.ndarray, line: np.ndarray, at: LineColumns) -> np.ndarray:
+def _with_line(x: np.ndarray, given: np.ndarray, at: LineColumns) -> tuple[np.ndarray, np.ndarray]:
     """The line a request gives is the line the models see: it replaces the stored one in the
-    features that derive from it."""
-    x = x.copy()
-    given = ~np.isnan(line)
-    x[given, at.line] = line[given]
-    x[given, at.gap] = line[given] - x[given, at.avg10]
-    return x
+    features that derive from it (in ``x``, which each caller has just built). Returns the features
+    and each row's line: the given one, else the stored one (NaN where neither is)."""
+    rows = ~np.isnan(given)
+    if rows.any():
+        x[rows, at.line] = given[rows]
+        x[rows, at.gap] = given[rows] - x[rows, at.avg10]
+    return x, x[:, at.line].copy()
 
 
-def _lookup(cache: FeatureCache, games: list[PlayerGame], at: LineColumns) -> tuple[Batch | None, list[dict[str, Any]]]:
+def _lookup(cache: FeatureCache, games: list[PlayerGame], market: str) -> tuple[Batch | None, list[dict[str, Any]]]:
+    at = LineColumns.of(market)
     wanted: dict[dt.date, set[int]] = {}
     for item in games:
         wanted.setdefault(item.game_date, set()).add(item.player_id)
@@ -347,33 +364,30 @@ def _lookup(cache: FeatureCache, games: list[PlayerGame], at: LineColumns) -> tu
             continue
         row = day.x[position]
         found.append(row)
-        lines.append(item.line if item.line is not None else row[at.line])
+        lines.append(math.nan if item.line is None else item.line)
         keys.append((item.player_id, str(item.game_date), day.game_ids[position]))
     if not found:
         return None, missing
     player_id, game_date, game_id = (list(k) for k in zip(*keys, strict=True))
-    lines_array = np.array(lines, dtype=float)
-    return (Batch(_with_line(np.vstack(found), lines_array, at), lines_array, player_id, game_date, game_id),
-            missing)
+    x, line = _with_line(np.vstack(found), np.array(lines, dtype=float), at)
+    return Batch(x, line, player_id, game_date, game_id), missing
 
 
-def _explicit(rows: list[BaseModel], at: LineColumns) -> Batch:
+def _explicit(rows: list[BaseModel], market: str) -> Batch:
     """Explicit feature rows; a row's ``line`` stands in for its stored line of the market."""
+    at = LineColumns.of(market)
     x = np.array([[getattr(r, name) for name in FEATURE_NAMES] for r in rows], dtype=float)
-    line = np.array([r.line for r in rows], dtype=float)
-    line = np.where(np.isnan(line), x[:, at.line], line)
-    return Batch(_with_line(x, line, at), line, [r.player_id for r in rows],
+    return Batch(*_with_line(x, np.array([r.line for r in rows], dtype=float), at), [r.player_id for r in rows],
                  [None if r.game_date is None else str(r.game_date) for r in rows], [r.game_id for r in rows])
 
 
-def _table(table: FeatureTable, at: LineColumns) -> Batch:
-    """A table's columns in ``FEATURE_NAMES`` order (features of other markets it leaves out are null)."""
-    data = np.array(table.data, dtype=float).reshape(len(table.data), len(table.columns))
-    x = np.full((len(data), len(FEATURE_NAMES)), np.nan)
-    x[:, [FEATURE_POSITION[c] for c in table.columns]] = data
-    line = np.array(table.line if table.line is not None else [None] * len(x), dtype=float)
-    line = np.where(np.isnan(line), x[:, at.line], line)
-    return Batch(_with_line(x, line, at), line, [None] * len(x), [None] * len(x), [None] * len(x))
+def table_batch(table: FeatureTable, market: str) -> Batch:
+    """A table's rows, in its own columns (``benchmarks/serving.py`` times it as a stage of a batch)."""
+    columns = tuple(table.columns)
+    at = LineColumns.of(market, columns)
+    x = np.array(table.data, dtype=float).reshape(len(table.data), len(columns))
+    given = np.array(table.line if table.line is not None else [None] * len(x), dtype=float)
+    return Batch(*_with_line(x, given, at), [None] * len(x), [None] * len(x), [None] * len(x), columns)
 
 
 def predict_columns(models: ProductionModels, batch: Batch, market: Market,
@@ -397,7 +411,7 @@ def predict_columns(models: ProductionModels, batch: Batch, market: Market,
     for name in chosen:
         system = loaded[market.registered_name(name)]
         try:
-            predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(FEATURE_NAMES), known), dtype=float)
+            predicted = np.asarray(system.bundle.predict_matrix(batch.x, list(batch.columns), known), dtype=float)
             answered = np.isfinite(predicted) | abstained(system.bundle.system, predicted)
             if predicted.shape != (len(batch.x),) or not answered.all():
                 raise ValueError("it predicted a non-finite number or the wrong count")
@@ -610,16 +624,16 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
     def predict(request: PredictRequest) -> Response:
         if not models.loaded:
             raise HTTPException(503, "no system has a production version loaded")
-        market, at = MARKETS[request.market], LINE_COLUMNS[request.market]
+        market = MARKETS[request.market]
         if request.table is not None and not request.games and not request.rows:
             # a table in, columns out: one list per system, in the table's row order
-            columns, errors = answer(_table(request.table, at), market, request.systems)
+            columns, errors = answer(table_batch(request.table, request.market), market, request.systems)
             body: dict[str, Any] = {"columns": columns, "errors": errors}
         else:
             parts, missing = [], []
             if request.games:
                 try:
-                    found, missing = _lookup(cache, request.games, at)
+                    found, missing = _lookup(cache, request.games, request.market)
                 except WarehouseError as exc:
                     raise HTTPException(503, settings.public_text(
                         f"the feature store cannot be read now: {exc}")) from None
@@ -627,9 +641,9 @@ def create_app(models: ProductionModels | None = None, warehouse: Warehouse | No
                     raise HTTPException(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
                 parts += [found] if found is not None else []
             if request.rows:
-                parts.append(_explicit(request.rows, at))
+                parts.append(_explicit(request.rows, request.market))
             if request.table is not None and request.table.data:
-                parts.append(_table(request.table, at))
+                parts.append(table_batch(request.table, request.market))
             predictions, errors = [], {}
             if parts:
                 batch = Batch.join(parts)

@@ -106,6 +106,23 @@ def test_a_table_of_rows_is_answered_in_columns(worker: httpx.Client, small_stor
     assert set(result) == {"xgboost_v1", "catboost_v8"} and len(result["catboost_v8"]["recommendation"]) == 20
 
 
+def test_a_line_is_seen_the_same_in_a_table_row_and_a_game_by_key(worker: httpx.Client, small_store: str) -> None:
+    """One stored row, asked by key and sent as a table row in its own column order, in one request
+    and both with a line of 0.5: the line replaces the stored one either way, so both get the same
+    prediction, price and call."""
+    row = read_store(connect(small_store), DAY, DAY).iloc[0]
+    columns = POINTS_FEATURES[::-1]
+    answer = worker.post("/predict", json={
+        "games": [{"player_id": int(row.player_id), "game_date": str(DAY), "line": 0.5}],
+        "table": {"columns": columns, "data": [[None if np.isnan(row[c]) else float(row[c]) for c in columns]],
+                  "line": [0.5]}})
+    assert answer.status_code == 200
+    by_key, by_table = answer.json()["predictions"]
+    assert by_key["line"] == by_table["line"] == 0.5 and by_key["player_id"] == int(row.player_id)
+    for key in ("system", "predicted_points", "p_over", "p_under", "recommendation"):
+        assert by_key[key] == by_table[key], key
+
+
 def test_a_large_table_answers_what_its_rows_get_one_at_a_time(worker: httpx.Client, small_store: str) -> None:
     """A batch from PARALLEL_ROWS rows on is predicted on two threads by a copy of the model: the
     same numbers, to the last digit, as each row sent alone."""
@@ -131,6 +148,7 @@ def test_a_large_table_answers_what_its_rows_get_one_at_a_time(worker: httpx.Cli
      ["body", "rows", 0, "points_avg_last_50"], 2),
     ({"games": [], "rows": []}, ["body"], None),
     ({"table": {"columns": ["points_avg_last_5"], "data": [[1.0]]}}, ["body"], None),
+    ({"table": {"columns": [*POINTS_FEATURES, "days_rest"], "data": [[1.0] * 34]}}, ["body", "table"], None),
     ({"table": {"columns": list(FEATURE_NAMES), "data": [["x"] * len(FEATURE_NAMES)]}},
      ["body", "table", "data", 0, 0], "x"),
 ])
