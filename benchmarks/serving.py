@@ -13,9 +13,12 @@ thrown off by a different machine or a different day:
   that the client's encoding is not part of either server's time;
 * before timing, every one of those rows is sent to both and the xgboost predictions must agree
   within 1e-3 (the script exits 1 otherwise: a fast server that answers differently is no result);
-* single-prediction latency (1 row per request, sequential, one persistent connection), batch
-  throughput (500 rows per request), the worker's default path (a ``(player_id, game_date)`` looked
-  up in the feature store and answered by every loaded system) and a load run against the worker.
+* single-prediction latency (1 row per request, one persistent connection to each server) and batch
+  throughput (500 rows per request), the two servers taking turns on the same bodies
+  (``alternating``), so that the machine's drift during the run weighs on both alike; where a
+  batch's time goes inside the worker, its stages timed in this process in the same turns; the
+  worker's default path (a ``(player_id, game_date)`` looked up in the feature store and answered by
+  every loaded system) and a load run against each server.
 
 Both servers run as their own processes (the worker under uvicorn, as ``serve`` runs it), so the
 client's work is not charged to either.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -41,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,7 +70,8 @@ START, END = dt.date(2025, 1, 10), dt.date(2025, 1, 20)
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 
 SINGLE_WARMUP, SINGLE_REQUESTS = 20, 300
-BATCH_ROWS, BATCH_WARMUP, BATCH_REQUESTS = 500, 3, 40
+TURN = 10  # consecutive bodies each server answers before the other's turn (``alternating``)
+BATCH_ROWS, BATCH_WARMUP, BATCH_REQUESTS = 500, 3, 100
 LOAD_REQUESTS, LOAD_CONCURRENCY, LOAD_DEADLINE_SECONDS = 10_000, 32, 600.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 MLFLOW_START_SECONDS = 180.0
@@ -249,33 +254,96 @@ class Connection:
             self.writer.close()
 
 
-def timed(url: str, path: str, bodies: list[bytes], warmup: int,
-          rows_in: Callable[[dict[str, Any]], int]) -> tuple[list[float], float]:
-    """Seconds per request of ``bodies[warmup:]`` (sent one after the other on one connection) and
-    their total; every answer must be a 200 with as many predictions as the first."""
+class Served:
+    """One server's part of an alternating run: its i-th body POSTed on its own keep-alive connection;
+    every answer must be a 200 with as many predictions as its first."""
 
-    async def run() -> tuple[list[float], float]:
-        connection = Connection(url, path)
-        seconds: list[float] = []
-        expected = None
+    def __init__(self, url: str, path: str, bodies: list[bytes]) -> None:
+        self.where, self.bodies = f"{url}{path}", bodies
+        self.connection = Connection(url, path)
+        self.expected: int | None = None
+
+    async def __call__(self, i: int) -> float:
+        start = time.perf_counter()
+        status, answer = await self.connection.post(self.bodies[i])
+        elapsed = time.perf_counter() - start
+        if status != 200:
+            raise SystemExit(f"POST {self.where} answered {status}: {answer[:500]!r}")
+        count = answered(json.loads(answer))
+        if self.expected is None:
+            self.expected = count
+        elif count != self.expected:
+            raise SystemExit(f"{self.where} answered {count} predictions where earlier requests got {self.expected}")
+        return elapsed
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class Stages:
+    """The stages of ``POST /predict`` for a table, run in this process on a served body, with the
+    production model loaded as a worker process loads it; each call's split is kept in ``splits``."""
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        from serving import worker
+        from serving.models import ProductionModels
+
+        self.worker, self.bodies, self.market = worker, bodies, MARKETS["points"]
+        self.models = ProductionModels((self.market.registered_name(SYSTEM),))
+        self.models.refresh()
+        self.splits: dict[int, list[float]] = {}
+
+    async def __call__(self, i: int) -> float:
+        worker = self.worker
+        marks = [time.perf_counter()]
+        request = worker.PredictRequest.model_validate_json(self.bodies[i])
+        marks.append(time.perf_counter())
+        batch = worker.table_batch(request.table, request.market)
+        marks.append(time.perf_counter())
+        columns, _ = worker.predict_columns(self.models, batch, self.market, request.systems)
+        marks.append(time.perf_counter())
+        worker.answer_json({"columns": columns, "errors": {}})
+        marks.append(time.perf_counter())
+        self.splits[i] = [end - start for start, end in itertools.pairwise(marks)]
+        return marks[-1] - marks[0]
+
+    def medians(self, warmup: int) -> dict[str, float]:
+        """Median ms of each stage over the bodies whose served times count (``counted``)."""
+        kept = [split for i, split in self.splits.items() if counted(i, warmup)]
+        return {stage: round(statistics.median(s) * 1000, 3)
+                for stage, s in zip(BATCH_STAGES, zip(*kept, strict=True), strict=True)}
+
+    def close(self) -> None:
+        pass
+
+
+def counted(i: int, warmup: int) -> bool:
+    """Whether the i-th body's time counts: past the warm-up, and not the first of its turn."""
+    return i >= warmup and i % TURN != 0
+
+
+def alternating(probes: Sequence[Served | Stages], warmup: int) -> list[list[float]]:
+    """The seconds of each probe on its bodies past ``warmup``, the probes taking turns in blocks of
+    ``TURN`` bodies, in reverse order every other turn, the first body of each block not counted.
+    Why: the machine's speed drifts within a run (a shared host), and measured one server after the
+    other that drift goes into the ratio; taking turns, it weighs on both alike. Why blocks, and not
+    every other request: a server leaves work running for a while after its answer (XGBoost's
+    OpenMP threads spin), which the next request pays for; the first of a block is that request."""
+
+    async def run() -> list[list[float]]:
+        seconds: list[list[float]] = [[] for _ in probes]
+        order = list(range(len(probes)))
         try:
-            for i, body in enumerate(bodies):
-                start = time.perf_counter()
-                status, answer = await connection.post(body)
-                elapsed = time.perf_counter() - start
-                if status != 200:
-                    raise SystemExit(f"POST {url}{path} answered {status}: {answer[:500]!r}")
-                if i < warmup:
-                    continue
-                seconds.append(elapsed)
-                count = rows_in(json.loads(answer))
-                if expected is None:
-                    expected = count
-                elif count != expected:
-                    raise SystemExit(f"{url} answered {count} predictions where earlier requests got {expected}")
+            for turn, start in enumerate(range(0, len(probes[0].bodies), TURN)):
+                for k in order if turn % 2 == 0 else order[::-1]:
+                    for i in range(start, min(start + TURN, len(probes[k].bodies))):
+                        elapsed = await probes[k](i)
+                        if counted(i, warmup):
+                            seconds[k].append(elapsed)
         finally:
-            connection.close()
-        return seconds, sum(seconds)
+            for probe in probes:
+                probe.close()
+        return seconds
 
     return asyncio.run(run())
 
@@ -360,37 +428,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
           "mlflow rows/s; load: worker requests/s / mlflow requests/s); load avg: 1-minute, after the test")
 
 
-def batch_stages(bodies: list[bytes]) -> dict[str, float]:
-    """Where a batch's time goes inside the worker: the stages of ``POST /predict`` for a table, each
-    timed in this process on the timed batch bodies (median ms), with the production model loaded as
-    a worker process loads it. What the served p50 holds beyond their sum is HTTP and the route."""
-    from serving import worker
-    from serving.models import ProductionModels
-
-    market = MARKETS["points"]
-    models = ProductionModels((market.registered_name(SYSTEM),))
-    models.refresh()
-    seconds: dict[str, list[float]] = {stage: [] for stage in BATCH_STAGES}
-    for body in bodies:
-        marks = [time.perf_counter()]
-        request = worker.PredictRequest.model_validate_json(body)
-        marks.append(time.perf_counter())
-        batch = worker.table_batch(request.table, request.market)
-        marks.append(time.perf_counter())
-        columns, _ = worker.predict_columns(models, batch, market, request.systems)
-        marks.append(time.perf_counter())
-        worker.answer_json({"columns": columns, "errors": {}})
-        marks.append(time.perf_counter())
-        for stage, start, end in zip(BATCH_STAGES, marks, marks[1:], strict=False):
-            seconds[stage].append(end - start)
-    return {stage: round(statistics.median(s) * 1000, 3) for stage, s in seconds.items()}
-
-
 def print_stages(stages: dict[str, float], served_p50_ms: float) -> None:
-    print(f"\nwhere a {BATCH_ROWS}-row batch's time goes (median ms, in process; served p50 {served_p50_ms:.2f}):")
+    """The stages and their sum beside the served p50. No "HTTP" line derived by subtraction: the
+    stages run in this process, not the server's, and the two need not run at one speed."""
+    print(f"\nwhere a {BATCH_ROWS}-row batch's time goes (median ms, run in this process in turn with the served "
+          "batches):")
     for stage, ms in stages.items():
         print(f"  {stage:<58} {ms:>6.2f}")
-    print(f"  {'HTTP and the route (the served p50 less the stages)':<58} {served_p50_ms - sum(stages.values()):>6.2f}")
+    print(f"  {'the stages together':<58} {sum(stages.values()):>6.2f}")
+    print(f"  {'the served p50 (the stages, HTTP and the route)':<58} {served_p50_ms:>6.2f}")
 
 
 def versions() -> dict[str, str]:
@@ -465,28 +511,31 @@ def main() -> int:
             print(f"FAIL: the worker and mlflow models serve disagree by {max_diff:.4g}", file=sys.stderr)
             return 1
 
-        def sequential(server: str, test: str, url: str, path: str, key: str, warmup: int, rows: int) -> dict:
+        def compared(test: str, key: str, warmup: int, rows: int, *extra: Stages) -> tuple[dict, dict]:
+            """The worker and mlflow models serve on the same bodies, taking turns (``alternating``)."""
             before = load_average()
-            return summary(server, test, *timed(url, path, bodies[key], warmup, answered), rows, load_before=before)
+            ours_s, theirs_s, *_ = alternating([Served(ours, "/predict", bodies[f"ours_{key}"]),
+                                                Served(theirs, "/invocations", bodies[f"mlflow_{key}"]), *extra],
+                                               warmup)
+            return (summary("worker", f"{test}, {SYSTEM}", ours_s, sum(ours_s), rows, load_before=before),
+                    summary("mlflow models serve", test, theirs_s, sum(theirs_s), rows, load_before=before))
 
-        s_ours = sequential("worker", f"single row, {SYSTEM}", ours, "/predict", "ours_single", SINGLE_WARMUP, 1)
-        s_mlflow = sequential("mlflow models serve", "single row", theirs, "/invocations", "mlflow_single",
-                              SINGLE_WARMUP, 1)
+        s_ours, s_mlflow = compared("single row", "single", SINGLE_WARMUP, 1)
         s_ours["vs_mlflow"] = round(s_mlflow["p50_ms"] / s_ours["p50_ms"], 3)
-        b_ours = sequential("worker", f"batch {BATCH_ROWS} rows, {SYSTEM}", ours, "/predict", "ours_batch",
-                            BATCH_WARMUP, BATCH_ROWS)
-        b_mlflow = sequential("mlflow models serve", f"batch {BATCH_ROWS} rows", theirs, "/invocations",
-                              "mlflow_batch", BATCH_WARMUP, BATCH_ROWS)
+        stages = Stages(bodies["ours_batch"])  # where the batch's time goes, timed in turn with them
+        b_ours, b_mlflow = compared(f"batch {BATCH_ROWS} rows", "batch", BATCH_WARMUP, BATCH_ROWS, stages)
         # rows/s from the median batch, as the issue's target is stated per batch
         for b in (b_ours, b_mlflow):
             b["rows_per_s"] = round(BATCH_ROWS / b["median_s"], 1)
         b_ours["vs_mlflow"] = round(b_ours["rows_per_s"] / b_mlflow["rows_per_s"], 3)
 
         # one read of every date into each worker process's cache (connections spread over the processes)
-        timed(ours, "/predict", [games_payload(g) for g in games[:: max(1, len(games) // 50)]] * processes, 0,
-              answered)
-        g_ours = sequential("worker", f"single game, all {len(worker_systems)} systems", ours, "/predict", "games",
-                            SINGLE_WARMUP, 1)
+        alternating([Served(ours, "/predict", [games_payload(g) for g in games[:: max(1, len(games) // 50)]]
+                            * processes)], 0)
+        before = load_average()
+        (g_seconds,) = alternating([Served(ours, "/predict", bodies["games"])], SINGLE_WARMUP)
+        g_ours = summary("worker", f"single game, all {len(worker_systems)} systems", g_seconds, sum(g_seconds), 1,
+                         load_before=before)
 
         print(f"load runs: {LOAD_REQUESTS:,} single-row requests at concurrency {LOAD_CONCURRENCY} ...", flush=True)
         l_ours = load_test("worker", ours, "/predict", bodies["ours_load"])
@@ -495,8 +544,7 @@ def main() -> int:
 
     results = [s_ours, s_mlflow, b_ours, b_mlflow, g_ours, l_ours, l_mlflow]
     print_table(results)
-    stages = batch_stages(bodies["ours_batch"][BATCH_WARMUP:])  # once both servers are gone: the cores are idle
-    print_stages(stages, b_ours["p50_ms"])
+    print_stages(stages.medians(BATCH_WARMUP), b_ours["p50_ms"])
 
     targets = {
         f"single-row p50 <= {TARGET_SINGLE_P50_MS:g} ms": s_ours["p50_ms"] <= TARGET_SINGLE_P50_MS,
@@ -518,7 +566,7 @@ def main() -> int:
         "feature_rows": {"start": str(START), "end": str(END), "count": len(rows)},
         "correctness": {"max_abs_diff": max_diff, "tolerance": TOLERANCE, "ok": agree},
         "results": results,
-        "batch_stages_ms": stages,
+        "batch_stages_ms": stages.medians(BATCH_WARMUP),
         "targets": targets,
         "versions": versions(),
         "machine": {"cpu_count": os.cpu_count(), "device": "CPU only",
