@@ -172,23 +172,24 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
     entry_run = adopt_entry_run("replay")
     with isolated(cfg.home) as url:
         warehouse = CachedTables(connect(url), BOX_SCORES_SCHEMA)  # the box scores are read once for all evenings
-        log.info(bootstrap(warehouse, cfg.sources, cfg.start))
-        train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
-        baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
-        if any(production_version(registry_client(), name) is None for name in baselines):
-            log.info(retrain(cfg.start, cfg.gate_days, warehouse, train_start=train_start,
-                             markets=cfg.markets).render())
-        with worker_for(warehouse) as worker:
-            days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 2)]
-            for day in tqdm(days, desc="replay", unit="day", disable=not progress):
-                # the day after the range only takes in the last results and grades them
-                day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
-                                      gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
-                                      predict=day <= cfg.end, train_start=train_start, markets=cfg.markets,
-                                      plots=False)
-                report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
-        redraw_plots(warehouse, cfg.start, days[-1])  # once, not every evening
-        summarize(warehouse, report)
+        with warehouse.held_open():  # the replay's own store: opened once, not at each of its thousands of reads
+            log.info(bootstrap(warehouse, cfg.sources, cfg.start))
+            train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
+            baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
+            if any(production_version(registry_client(), name) is None for name in baselines):
+                log.info(retrain(cfg.start, cfg.gate_days, warehouse, train_start=train_start,
+                                 markets=cfg.markets).render())
+            with worker_for(warehouse) as worker:
+                days = [cfg.start + dt.timedelta(days=i) for i in range((cfg.end - cfg.start).days + 2)]
+                for day in tqdm(days, desc="replay", unit="day", disable=not progress):
+                    # the day after the range only takes in the last results and grades them
+                    day_cfg = DailyConfig(day, retrain_every=cfg.retrain_every if day <= cfg.end else 0,
+                                          gate_days=cfg.gate_days, webhook_url=cfg.webhook_url, now=evening(day),
+                                          predict=day <= cfg.end, train_start=train_start, markets=cfg.markets,
+                                          plots=False)
+                    report.days.append(run_daily(day_cfg, cfg.sources, warehouse, worker))
+            redraw_plots(warehouse, cfg.start, days[-1])  # once, not every evening
+            summarize(warehouse, report)
         replay_run = log_report(report)
         replay_store = settings.tracking_uri()
     if entry_run:  # back in the user's store

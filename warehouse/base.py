@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -91,6 +92,12 @@ class Warehouse(ABC):
     @abstractmethod
     def count(self, schema: TableSchema) -> int:
         """Rows in a table (0 when it does not exist)."""
+
+    @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """The store kept open for a block of many reads and writes by this process alone, where
+        opening it is what each would pay (the embedded DuckDB file); a hosted store has nothing to hold."""
+        yield
 
     def exists(self) -> bool:
         """Whether the store itself is there. A read of a store that is not answers empty without

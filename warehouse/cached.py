@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Collection
+from contextlib import AbstractContextManager
 
 import pandas as pd
 
@@ -66,6 +67,9 @@ class CachedTables(Warehouse):
 
     def exists(self) -> bool:
         return self.inner.exists()
+
+    def held_open(self) -> AbstractContextManager[None]:
+        return self.inner.held_open()
 
 
 def _day(value: object) -> dt.date:
