@@ -544,7 +544,8 @@ def main() -> int:
 
     results = [s_ours, s_mlflow, b_ours, b_mlflow, g_ours, l_ours, l_mlflow]
     print_table(results)
-    print_stages(stages.medians(BATCH_WARMUP), b_ours["p50_ms"])
+    stage_ms = stages.medians(BATCH_WARMUP)
+    print_stages(stage_ms, b_ours["p50_ms"])
 
     targets = {
         f"single-row p50 <= {TARGET_SINGLE_P50_MS:g} ms": s_ours["p50_ms"] <= TARGET_SINGLE_P50_MS,
@@ -566,7 +567,7 @@ def main() -> int:
         "feature_rows": {"start": str(START), "end": str(END), "count": len(rows)},
         "correctness": {"max_abs_diff": max_diff, "tolerance": TOLERANCE, "ok": agree},
         "results": results,
-        "batch_stages_ms": stages.medians(BATCH_WARMUP),
+        "batch_stages_ms": stage_ms,
         "targets": targets,
         "versions": versions(),
         "machine": {"cpu_count": os.cpu_count(), "device": "CPU only",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +36,6 @@ READ_WAIT_SECONDS = 2.0
 # threads' write transactions conflict instead, so they take turns on this lock (one per file).
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
-_HELD: Counter[Path] = Counter()  # files this process holds open (``held_open``), by how many blocks hold each
 _TYPES = {"INT64": "BIGINT", "FLOAT64": "DOUBLE", "STRING": "VARCHAR", "DATE": "DATE",
           "BOOL": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ"}
 
@@ -102,8 +100,6 @@ class DuckDBWarehouse(Warehouse):
         (a backfill may queue behind another), a reader only ``READ_WAIT_SECONDS``, then
         :class:`WarehouseBusy`, so a request that reads is answered in seconds, not minutes."""
         deadline = time.monotonic() + (READ_WAIT_SECONDS if read_only else LOCK_WAIT_SECONDS)
-        if read_only and _HELD[self.path.resolve()]:
-            read_only = False  # held open in the writer's mode: a connection in that mode shares it
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)  # only a write makes the file (and its folder)
         while True:
@@ -129,16 +125,12 @@ class DuckDBWarehouse(Warehouse):
         """The file kept open in this process for the block. Why: DuckDB opens a file (catalogue,
         write-ahead log) on a process's first connection and checkpoints it when the last one
         closes, about 20 ms each time; while one connection stays open, every other connection of
-        the process shares the open database (under 1 ms). A replay's evenings make thousands of
+        the process shares the open database (under 1 ms; a reader's is taken in the writer's mode,
+        as ``_connect`` does for a process writing the file). A replay's evenings make thousands of
         them. The open connection holds the file's write lock throughout, so this is for a store no
         other process uses meanwhile (a replay's own), never one a worker or a backfill shares."""
-        path = self.path.resolve()
         with self._connect():
-            _HELD[path] += 1
-            try:
-                yield
-            finally:
-                _HELD[path] -= 1
+            yield
 
     def _wait_or_raise(self, exc: Exception, deadline: float, read_only: bool) -> None:
         busy = any(word in str(exc).lower() for word in ("lock", "different configuration"))
