@@ -172,8 +172,8 @@ def replay(cfg: ReplayConfig, progress: bool = True) -> ReplayReport:
     entry_run = adopt_entry_run("replay")
     with isolated(cfg.home) as url:
         warehouse = CachedTables(connect(url), BOX_SCORES_SCHEMA)  # the box scores are read once for all evenings
+        log.info(bootstrap(warehouse, cfg.sources, cfg.start))  # a bad input file is refused before any store exists
         with warehouse.held_open():  # the replay's own store: opened once, not at each of its thousands of reads
-            log.info(bootstrap(warehouse, cfg.sources, cfg.start))
             train_start = dt.date(cfg.start.year - cfg.train_years, 8, 1)
             baselines = [MARKETS[m].registered_name("moving_average") for m in cfg.markets]
             if any(production_version(registry_client(), name) is None for name in baselines):
