@@ -622,6 +622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             CoordinatorError, EventError, AlertConfigError, settings.SettingError) as exc:
         print(settings.hide_secrets(f"{args.command}: {exc}"), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl+C is the user's stop, not a fault: one line and 130 (as a shell gives), no traceback; every
+        # job stores its work in transactions a rerun picks up (serve stops on its own signal handler)
+        print(f"{args.command}: interrupted (Ctrl+C); run it again to finish", file=sys.stderr)
+        return 128 + signal.SIGINT
     except OSError as exc:
         if exc.errno not in FULL_DISK:
             raise

@@ -131,6 +131,19 @@ def test_a_bad_option_value_is_one_sentence_and_exit_2(argv: list[str], sentence
     assert capsys.readouterr().err == sentence + "\n"
 
 
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import live.replay
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(live.replay, "replay", interrupted)
+    assert cli.main(["replay", "--start-date", "2024-12-02", "--end-date", "2024-12-04",
+                     "--home", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "replay: interrupted (Ctrl+C); run it again to finish\n"
+
+
 def test_option_values_are_refused_before_the_platform_is_imported() -> None:
     probe = ("import sys, cli\ncode = cli.main(['train', '--n-trials', 'abc'])\n"
              "print(code, sorted(m for m in ('mlflow', 'pandas', 'optuna', 'xgboost') if m in sys.modules))")
